@@ -4,10 +4,18 @@
 Needs only python3 (3.10+). Usage:
 
     python3 dev.py demo    # create .venv, install, run examples/quickstart.py
-    python3 dev.py test    # create .venv, install, run the whole pytest suite
+    python3 dev.py test    # create .venv, install, run the whole suite on the
+                           # tensorflow, jax and torch backends in turn
+    python3 dev.py compat --write   # rewrite the README's compatibility table
+                                    # from the last full `test` run
 
-Extra arguments after `test` go to pytest. Set KERAS_SERIALIZABLE_VENV to use
-another environment directory.
+`test` runs pytest once per Keras backend, each in its own process, and exits
+non-zero if any run fails. Set KERAS_BACKEND to run one backend only. Extra
+arguments after `test` go to every pytest run. After a full run (all three
+backends, no extra arguments) it checks that the README's compatibility table
+says what the suite just showed.
+
+Set KERAS_SERIALIZABLE_VENV to use another environment directory.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
 
@@ -23,6 +32,11 @@ VENV = Path(os.environ.get("KERAS_SERIALIZABLE_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".keras-serializable-installed"
+BACKENDS = ("tensorflow", "jax", "torch")
+COMPAT_DIR = ROOT / "build" / "compat"
+# The CPU build of PyTorch: a bare `torch` requirement would pull the newest
+# build with several GB of CUDA packages.
+TORCH = "torch==2.13.0"
 
 
 def _run(*cmd: str | Path) -> None:
@@ -31,7 +45,7 @@ def _run(*cmd: str | Path) -> None:
 
 
 def setup() -> None:
-    """Create the venv and install the project with its test extras, once."""
+    """Create the venv and install the project with every backend, once."""
     if sys.version_info < (3, 10):
         sys.exit(f"keras-serializable needs Python >= 3.10, found {sys.version}")
     if not PYTHON.exists():
@@ -40,25 +54,68 @@ def setup() -> None:
     if STAMP.exists() and STAMP.stat().st_mtime >= pyproject.stat().st_mtime:
         return
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    _run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[tensorflow,test]")
+    _run(
+        PYTHON, "-m", "pip", "install", "--quiet",
+        "-e", ".[tensorflow,jax,torch,test]", TORCH,
+    )  # fmt: skip
     STAMP.touch()
 
 
+def _backends() -> tuple[str, ...]:
+    chosen = os.environ.get("KERAS_BACKEND")
+    if not chosen:
+        return BACKENDS
+    if chosen not in BACKENDS:
+        sys.exit(f"KERAS_BACKEND must be one of {BACKENDS}; received {chosen!r}")
+    return (chosen,)
+
+
+def test(args: list[str]) -> int:
+    backends = _backends()
+    full = backends == BACKENDS and not args
+    results: dict[str, tuple[int, float]] = {}
+    for backend in backends:
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["SERIALIZABLE_COMPAT_DIR"] = str(COMPAT_DIR)
+        cmd = [str(PYTHON), "-m", "pytest", *args]
+        print(f"\n=== KERAS_BACKEND={backend}: {' '.join(cmd)}", flush=True)
+        start = time.monotonic()
+        code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        results[backend] = (code, time.monotonic() - start)
+    print("\n=== summary")
+    for backend, (code, seconds) in results.items():
+        verdict = "passed" if code == 0 else f"FAILED (pytest exit {code})"
+        print(f"  {backend:<10} {verdict} in {seconds:.0f} s")
+    failed = any(code for code, _ in results.values())
+    if full and not failed:
+        return compat(["--check"])
+    return 1 if failed else 0
+
+
+def compat(args: list[str]) -> int:
+    cmd = [sys.executable, str(ROOT / "tools" / "compat_table.py"), *args]
+    cmd += ["--results", str(COMPAT_DIR), "--readme", str(ROOT / "README.md")]
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup"}:
+    if not argv or argv[0] not in {"demo", "test", "setup", "compat"}:
         print(__doc__)
         return 2
+    if argv[0] == "compat":
+        return compat(argv[1:])
     setup()
-    env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")}
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv[0] == "test":
+        return test(argv[1:])
     if argv[0] == "demo":
+        env = {**os.environ}
+        env.setdefault("KERAS_BACKEND", "tensorflow")
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         cmd = [str(PYTHON), "examples/quickstart.py", *argv[1:]]
-    elif argv[0] == "test":
-        cmd = [str(PYTHON), "-m", "pytest", *argv[1:]]
-    else:
-        return 0
-    print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        print("+", " ".join(cmd), flush=True)
+        return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    return 0
 
 
 if __name__ == "__main__":

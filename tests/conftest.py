@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -54,3 +55,54 @@ def assert_same_weights():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# ---------------------------------------------------------------------------
+# The README's compatibility table: what the `compat`-marked tests showed
+# ---------------------------------------------------------------------------
+
+_COMPAT: dict[tuple[str, str], list[tuple[str, str]]] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    marker = item.get_closest_marker("compat")
+    if marker is not None and (report.when == "call" or not report.passed):
+        params = getattr(item, "callspec", None)
+        fmt = params.params.get("fmt", "any") if params is not None else "any"
+        reason = ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        _COMPAT.setdefault((marker.args[0], fmt), []).append((report.outcome, reason))
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write this backend's results where `dev.py` builds the table from them."""
+    folder = os.environ.get("SERIALIZABLE_COMPAT_DIR")
+    if not folder or not _COMPAT:
+        return
+    cells = []
+    for (feature, fmt), outcomes in _COMPAT.items():
+        if any(outcome == "failed" for outcome, _ in outcomes):
+            result, reason = "failed", ""
+        elif any(outcome == "passed" for outcome, _ in outcomes):
+            result, reason = "passed", ""
+        else:
+            result, reason = "skipped", outcomes[0][1]
+        cells.append(
+            {"feature": feature, "format": fmt, "result": result, "reason": reason}
+        )
+    path = Path(folder) / f"{keras.backend.backend()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        # The whole suite ran: no paths, -k or -m narrowed it.
+        "complete": session.config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not session.config.option.keyword
+        and not session.config.option.markexpr,
+        "cells": cells,
+    }
+    path.write_text(json.dumps(payload, indent=1) + "\n")

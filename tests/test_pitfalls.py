@@ -722,7 +722,7 @@ class _P9AboveThresholdBody:
         self.count.assign_add(keras.ops.sum(hits))
 
     def result(self):
-        return self.count
+        return keras.ops.convert_to_tensor(self.count)
 
 
 class _P9WarmupBody:

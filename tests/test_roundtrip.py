@@ -364,6 +364,87 @@ class TestPlantedBugs:
         assert "fresh process" in report.formats["keras"].checked
 
 
+_OTHER_BACKENDS = tuple(
+    b for b in ("tensorflow", "jax", "torch") if b != keras.backend.backend()
+)
+
+
+def _installed(backend: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(backend) is not None
+
+
+class BackendDependent(SerializableLayer, package="test_roundtrip_bugs"):
+    """Planted bug: the output depends on which backend runs the model."""
+
+    def call(self, x):
+        return x * (2.0 if keras.backend.backend() == "tensorflow" else 3.0)
+
+
+class TestBackends:
+    @pytest.mark.slow
+    def test_reloads_under_other_backends(self, tmp_path):
+        """Each file reloads in a fresh process under each named backend, same outputs."""
+        missing = [b for b in _OTHER_BACKENDS if not _installed(b)]
+        if missing:
+            pytest.skip(f"backends not installed here: {missing}")
+        report = assert_roundtrip(
+            sequential(), tmp_path=tmp_path, backends=_OTHER_BACKENDS
+        )
+        for fmt in ("keras", "h5"):
+            for backend in _OTHER_BACKENDS:
+                assert f"reload under {backend}" in report.formats[fmt].checked
+
+    @pytest.mark.slow
+    def test_backend_dependent_output_is_reported(self, tmp_path):
+        """A model whose outputs change with the backend fails, naming the backend."""
+        other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+        if not _installed(other):
+            pytest.skip(f"{other} is not installed here")
+        with pytest.raises(RoundtripError) as info:
+            assert_roundtrip(
+                _model(BackendDependent()),
+                tmp_path=tmp_path,
+                formats=("keras",),
+                backends=(other,),
+            )
+        assert f"keras: fresh process under {other} output 0 differs" in str(info.value)
+
+    def test_missing_backend_skips_after_other_checks(self, tmp_path, monkeypatch):
+        """A backend that is not installed turns a passing check into a skip that says so."""
+        from serializable._roundtrip import _BACKEND_PACKAGES
+        from serializable.testing import BackendNotInstalled
+
+        monkeypatch.setitem(_BACKEND_PACKAGES, "torch", ("no_such_torch", "torch"))
+        with pytest.raises(BackendNotInstalled) as info:
+            assert_roundtrip(sequential(), tmp_path=tmp_path, backends=("torch",))
+        message = str(info.value)
+        assert "passed every check" in message
+        assert (
+            "not checked under torch: not installed here (pip install torch)" in message
+        )
+        import unittest
+
+        assert isinstance(info.value, unittest.SkipTest)
+
+    def test_missing_backend_does_not_hide_failures(self, tmp_path, monkeypatch):
+        """Problems are still raised as RoundtripError when a backend is missing."""
+        from serializable._roundtrip import _BACKEND_PACKAGES
+
+        monkeypatch.setitem(_BACKEND_PACKAGES, "torch", ("no_such_torch", "torch"))
+        layer = Normalizer(name="norm")
+        layer.adapt(np.arange(12).reshape(4, 3))
+        with pytest.raises(RoundtripError):
+            assert_roundtrip(_model(layer), tmp_path=tmp_path, backends=("torch",))
+
+    def test_unknown_backend_is_refused(self):
+        """A misspelt backend is an error that lists the valid names."""
+        with pytest.raises(ValueError, match=r"backends=\('tensorflw',\)") as info:
+            assert_roundtrip(sequential(), backends=("tensorflw",))
+        assert "('tensorflow', 'jax', 'torch')" in str(info.value)
+
+
 @keras.saving.register_keras_serializable(package="test_roundtrip_bugs")
 class ForgetfulLoss(keras.losses.Loss):
     """Planted bug: `power` is not in the config (plain Keras, no library)."""
@@ -470,7 +551,7 @@ class Peak(serializable.SerializableMetric, package="test_roundtrip_public"):
         )
 
     def result(self):
-        return self.peak
+        return keras.ops.convert_to_tensor(self.peak)
 
 
 class Ramp(

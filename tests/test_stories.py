@@ -236,7 +236,7 @@ class Above(SerializableMetric, package="stories"):
         self.hits.assign_add(keras.ops.sum(above))
 
     def result(self):
-        return self.hits
+        return keras.ops.convert_to_tensor(self.hits)
 
 
 class Warmup(SerializableLearningRateSchedule, package="stories"):

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._roundtrip import BackendNotInstalled as BackendNotInstalled
 from ._roundtrip import FormatReport as FormatReport
 from ._roundtrip import RoundtripError as RoundtripError
 from ._roundtrip import RoundtripReport as RoundtripReport
@@ -28,6 +29,7 @@ from ._roundtrip import assert_roundtrip as assert_roundtrip
 from ._roundtrip import registered_modules as registered_modules
 
 __all__ = [
+    "BackendNotInstalled",
     "FormatReport",
     "RoundtripError",
     "RoundtripReport",
