@@ -46,7 +46,7 @@ def _run(*cmd: str | Path) -> None:
 
 def setup() -> None:
     """Create the venv and install the project with every backend, once."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 (dev.py runs on any python3)
         sys.exit(f"keras-serializable needs Python >= 3.10, found {sys.version}")
     if not PYTHON.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
