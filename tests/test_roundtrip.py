@@ -527,6 +527,28 @@ class TestPytestPlugin:
         result.assert_outcomes(passed=1)
         result.stdout.fnmatch_lines(["*CHECKED*'fresh process'*"])
 
+    @pytest.mark.slow
+    def test_backends_option(self, pytester):
+        """--keras-roundtrip-backends reloads every keras_roundtrip file under those backends."""
+        other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+        if not _installed(other):
+            pytest.skip(f"{other} is not installed here")
+        pytester.makepyfile(
+            test_user="""
+            import keras
+
+            def test_saves(keras_roundtrip):
+                model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+                report = keras_roundtrip(model, formats=("keras",))
+                print("CHECKED", report.formats["keras"].checked)
+            """
+        )
+        result = pytester.runpytest_subprocess(
+            "-s", "-p", "no:cacheprovider", f"--keras-roundtrip-backends={other}"
+        )
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([f"*CHECKED*'reload under {other}'*"])
+
 
 class Cubed(serializable.SerializableLoss, package="test_roundtrip_public"):
     def __init__(self, weight=1.0, **kwargs):
