@@ -1095,10 +1095,12 @@ def _check_optimizer(
         )
         return
     _diff_config("optimizer config", _safe_config(a), _safe_config(b), problems)
-    if int(a.iterations) != int(b.iterations):
+    # Through numpy: `int()` on a Keras variable calls `int()` on its backend
+    # value, which a `tf.distribute` MirroredVariable does not support.
+    a_steps, b_steps = int(_numpy(a.iterations)), int(_numpy(b.iterations))
+    if a_steps != b_steps:
         problems.append(
-            f"optimizer iterations saved {int(a.iterations)}, reloaded "
-            f"{int(b.iterations)} "
+            f"optimizer iterations saved {a_steps}, reloaded {b_steps} "
             "(optimizer state lost: training will not resume where it stopped)"
         )
     a_vars = {v.path: v for v in a.variables}
