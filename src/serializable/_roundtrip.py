@@ -1103,8 +1103,6 @@ def _check_optimizer(
             f"optimizer iterations saved {a_steps}, reloaded {b_steps} "
             "(optimizer state lost: training will not resume where it stopped)"
         )
-    a_vars = {v.path: v for v in a.variables}
-    b_vars = {v.path: v for v in b.variables}
     if not slots:
         return
     if len(a.variables) != len(b.variables):
@@ -1115,13 +1113,17 @@ def _check_optimizer(
             "no optimizer slots (P15): use .keras)"
         )
         return
-    for path, variable in a_vars.items():
-        other = b_vars.get(path)
-        if other is None:
-            continue
+    # Paired by position, not by path: a slot is named after its model
+    # variable's path, which a reloaded subclassed model does not repeat
+    # ("tagger/dense/kernel" becomes "dense/kernel"), so pairing by path
+    # silently compared no slot at all. Both optimizers create their slots in
+    # the order of the model's trainable variables, compared above.
+    for variable, other in zip(a.variables, b.variables, strict=True):
         x, y = _numpy(variable), _numpy(other)
         if x.shape != y.shape or not np.array_equal(x, y):
-            problems.append(f"optimizer variable '{path}' differs: {_difference(x, y)}")
+            problems.append(
+                f"optimizer variable '{variable.path}' differs: {_difference(x, y)}"
+            )
 
 
 def _check_training_step(
