@@ -44,6 +44,15 @@ def _trained_two_blocks() -> tuple[keras.Model, np.ndarray, np.ndarray]:
     return model, x, y
 
 
+def test_roundtrip_accepts_renumbered_nested_layer_names(tmp_path):
+    """A Dense made in a model's __init__ and passed to a child is renumbered on reload ('dense' -> 'dense_1'); that is not a lost setting."""
+    model, x, y = _trained_two_blocks()
+    report = assert_roundtrip(
+        model, x, targets=y, formats=("keras",), tmp_path=tmp_path
+    )
+    assert "optimizer state" in report.formats["keras"].checked
+
+
 def test_roundtrip_compares_slots_of_subclassed_models(tmp_path):
     """Optimizer slots are compared even when a reloaded subclassed model's variable paths, and so its slot names, differ from the original's."""
     from serializable import _roundtrip
