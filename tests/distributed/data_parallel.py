@@ -41,14 +41,30 @@ def main(directory: Path) -> None:
     def per_device(variable: object) -> list[np.ndarray]:
         value = getattr(variable, "value", variable)
         assert isinstance(value, jax.Array), type(value)
-        # DataParallel replicates variables: every device holds a full copy.
+        # A full copy per device when replicated (DataParallel), a slice when
+        # sharded (ModelParallel's layout).
         return [np.asarray(shard.data) for shard in value.addressable_shards]
+
+    def model_parallel() -> keras.distribution.ModelParallel:
+        # The Gated layer's inner Dense kernel (6, 8), and so its Adam slots,
+        # split column-wise over the two devices; the rest replicated.
+        mesh = keras.distribution.DeviceMesh((1, 2), ["batch", "model"], devices)
+        layout = keras.distribution.LayoutMap(mesh)
+        layout[".*/dense(_[0-9]+)?/kernel"] = (None, "model")
+        return keras.distribution.ModelParallel(
+            layout_map=layout, batch_dim_name="batch"
+        )
 
     for name in ("tagger", "ctc"):
         for line in dist_blocks.run(name, directory, fresh, per_device):
             print("PASS", line, flush=True)
         for line in dist_blocks.roundtrip(name, directory, fresh):
             print("PASS", line, flush=True)
+    # Sharded, not only replicated, variables: the subclassed model only.
+    for line in dist_blocks.run(
+        "tagger", directory, model_parallel, per_device, sharded=True, tag="sharded "
+    ):
+        print("PASS", line, flush=True)
     print("DONE", flush=True)
 
 

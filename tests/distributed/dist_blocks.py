@@ -255,27 +255,33 @@ def run(
     directory: Path,
     fresh: Callable[[], Distribution],
     per_device: Callable[[Any], list[np.ndarray]],
+    *,
+    sharded: bool = False,
+    tag: str = "",
 ) -> Iterator[str]:
     """Build, train, save and reload one model; yield a line per passed check.
 
-    `fresh()` makes a new `MirroredStrategy` / `DataParallel` over the two
-    devices. `per_device(variable)` lists the variable's value on each device
-    holding it: two equal copies for a variable created under the
-    distribution, one for a variable created outside it (so the test cannot
-    pass on a single device, nor with a replica left stale by a load).
+    `fresh()` makes a new `MirroredStrategy` / `DataParallel` / `ModelParallel`
+    over the two devices. `per_device(variable)` lists the variable's value on
+    each device holding it: two equal copies for a variable replicated by the
+    distribution, two halves for one it shards (some must be when `sharded`),
+    one value for a variable created outside it. So the test cannot pass on a
+    single device, nor with a replica left stale by a load. `tag` prefixes the
+    lines and the file names when a model runs under several distributions.
     """
     build, data = MODELS[name]
     x, y = data()
+    label = f"{tag}{name}"
     distribution = fresh()
     with distribution.scope():
         model = build()
         model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0)
     saved = snapshot(model, x)
     if saved["iterations"] != 3:
-        message = f"{name}: 3 training steps ran, iterations={saved['iterations']}"
+        message = f"{label}: 3 training steps ran, iterations={saved['iterations']}"
         raise AssertionError(message)
-    _assert_placement(f"{name} original", model, per_device, copies=2)
-    yield f"{name}: trained under the distribution, every variable on 2 devices"
+    _assert_placement(f"{label} original", model, per_device, 2, sharded)
+    yield f"{label}: trained under the distribution, every variable on 2 devices"
 
     # Saved where user code saves: in the scope (a checkpoint in the training
     # loop) for one model, after it for the other.
@@ -283,31 +289,34 @@ def run(
     with saving():
         paths = {
             suffix: serializable.save_model(
-                model, directory / f"{name}.{suffix}", verify=True
+                model, directory / f"{tag}{name}.{suffix}", verify=True
             )
             for suffix in FORMATS
         }
     where_saved = "inside" if SAVE_INSIDE[name] else "outside"
-    yield f"{name}: saved (verified) .keras and .h5 {where_saved} the distribution"
+    yield f"{label}: saved (verified) .keras and .h5 {where_saved} the distribution"
 
     # The reference for "training resumes exactly": one more step from the
     # original, in its own distribution, after the files were written.
     with distribution.scope():
         after_step = train_step(model, x, y)
-    _assert_changed(f"{name}: one more step", saved["weights"], after_step)
+    _assert_changed(f"{label}: one more step", saved["weights"], after_step)
 
     for suffix, path in paths.items():
         for where in ("inside", "outside"):
-            label = f"{name} {suffix} {where}"
-            scope = fresh().scope if where == "inside" else contextlib.nullcontext
+            check = f"{label} {suffix} {where}"
+            inside = where == "inside"
+            scope = fresh().scope if inside else contextlib.nullcontext
             with scope():
                 restored = serializable.load_model(path)
-                copies = 2 if where == "inside" else 1
-                _assert_placement(label, restored, per_device, copies)
-                assert_same_state(label, saved, restored, x)
+                copies = 2 if inside else 1
+                _assert_placement(
+                    check, restored, per_device, copies, sharded and inside
+                )
+                assert_same_state(check, saved, restored, x)
                 resumed = train_step(restored, x, y)
-            assert_same_weights(f"{label}: one more step", after_step, resumed)
-            yield f"{label}: same predictions, weights, optimizer state, next step"
+            assert_same_weights(f"{check}: one more step", after_step, resumed)
+            yield f"{check}: same predictions, weights, optimizer state, next step"
 
 
 def _assert_placement(
@@ -315,26 +324,42 @@ def _assert_placement(
     model: keras.Model,
     per_device: Callable[[Any], list[np.ndarray]],
     copies: int,
+    sharded: bool,
 ) -> None:
-    """Every weight and optimizer variable on `copies` devices, copies equal."""
+    """Every weight and optimizer variable on `copies` devices: equal copies,
+    or (only where `sharded`, and then for some weights and slots) shards."""
     optimizer = model.optimizer
     if len(optimizer.variables) <= 2:  # iterations and learning rate only
         message = f"{label}: the optimizer has no slot variables"
         raise AssertionError(message)
-    for variable in [*model.weights, *optimizer.variables]:
-        values = per_device(variable)
-        if len(values) != copies:
-            message = (
-                f"{label}: expected '{variable.path}' on {copies} device(s). "
-                f"Received: {len(values)}"
-            )
-            raise AssertionError(message)
-        for index, value in enumerate(values[1:], start=1):
-            np.testing.assert_array_equal(
-                value,
-                values[0],
-                err_msg=f"{label}: '{variable.path}' differs on device {index}",
-            )
+    split = {"weights": 0, "optimizer": 0}
+    for kind, variables in (
+        ("weights", model.weights),
+        ("optimizer", optimizer.variables),
+    ):
+        for variable in variables:
+            values = per_device(variable)
+            if len(values) != copies:
+                message = (
+                    f"{label}: expected '{variable.path}' on {copies} device(s). "
+                    f"Received: {len(values)}"
+                )
+                raise AssertionError(message)
+            if any(v.shape != tuple(variable.shape) for v in values):
+                split[kind] += 1
+                continue
+            for index, value in enumerate(values[1:], start=1):
+                np.testing.assert_array_equal(
+                    value,
+                    values[0],
+                    err_msg=f"{label}: '{variable.path}' differs on device {index}",
+                )
+    if sharded and not all(split.values()):
+        message = f"{label}: expected sharded weights and slots. Received: {split}"
+        raise AssertionError(message)
+    if not sharded and any(split.values()):
+        message = f"{label}: expected no sharded variable. Received: {split}"
+        raise AssertionError(message)
 
 
 def _assert_changed(
