@@ -107,7 +107,7 @@ def save_model(
     try:
         if fmt == "keras":
             keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
-            _add_keras_manifest(tmp, _h5.manifest(model))
+            _add_keras_manifest(tmp, model)
         else:
             _h5.save(model, tmp, include_optimizer=include_optimizer)
         if verify:
@@ -118,12 +118,16 @@ def save_model(
     return path
 
 
-def _add_keras_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Add keras-serializable's notes as one extra member; Keras ignores it."""
+def _add_keras_manifest(path: Path, model: keras.Model) -> None:
+    """Add keras-serializable's notes to the archive; Keras ignores them."""
     import json
     import zipfile
 
     with zipfile.ZipFile(path, "a") as archive:
+        # The config Keras just wrote names every custom object: no need to
+        # serialize the model a second time.
+        config = json.loads(archive.read("config.json"))
+        manifest = _h5.manifest(model, config)
         # In the archive comment, not a fourth member: Keras's loader takes any
         # member beyond its three for an asset and extracts the whole archive,
         # weights included, to a temporary directory on every load.

@@ -130,7 +130,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     registered = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
-    notes = manifest(model)
+    notes = manifest(model, metadata)
     with h5py.File(path, "w") as handle:
         for key, value in metadata.items():
             if isinstance(value, (dict, list, tuple)):
@@ -164,18 +164,22 @@ def _json_default(obj: Any) -> Any:
     return json_utils.get_json_type(obj)
 
 
-def manifest(model: keras.Model) -> dict[str, Any]:
+def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
     """Registered name -> module of every custom class the model uses, plus
     notes Keras does not keep: the registered top-level class and whether the
-    model's outputs are a tuple (P4)."""
-    from ._roundtrip import _registered_names
+    model's outputs are a tuple (P4).
 
+    `config` is the model's config as the caller already serialized it (the
+    `.keras` `config.json`, or the `.h5` metadata with its training config);
+    without it the model is serialized again here.
+    """
+    if config is None:
+        try:
+            config = keras.saving.serialize_keras_object(model)
+        except Exception:
+            config = {}
     manifest: dict[str, Any] = {}
-    try:
-        config = keras.saving.serialize_keras_object(model)
-    except Exception:
-        config = {}
-    for name in [*_registered_names(config), *_top_names(model)]:
+    for name in [*_registered_strings(config), *_top_names(model)]:
         obj = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
         module = getattr(obj, "__module__", None)
         if module and module != "__main__":
@@ -208,6 +212,28 @@ def restore_notes(model: keras.Model, notes: dict[str, Any]) -> None:
         for layer in model._flatten_layers(include_self=False, recursive=True):
             if layer.path in frozen and layer.trainable:
                 layer.trainable = False
+
+
+def _registered_strings(config: Any) -> list[str]:
+    """Every string in a config that is a registered name, in order.
+
+    Both config styles name a custom object by its registered name: the
+    `.keras` style under "registered_name" (and "config" for functions), the
+    legacy `.h5` style as "class_name" or as a bare string for functions.
+    """
+    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item in registered:
+                found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return found
 
 
 def _top_names(model: keras.Model) -> list[str]:
