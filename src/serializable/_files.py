@@ -189,21 +189,34 @@ def load_model(
     ```
     """
     path = Path(path)
-    contents = _inspect.read_file(path, weight_shapes=False)
-    _check_classes(contents, custom_objects or {})
+    # An .h5 file is opened once: its metadata, then the model, from one handle.
+    with _inspect.opened(path, weight_shapes=False) as (contents, handle):
+        _check_classes(contents, custom_objects or {})
+        model = _load(path, contents, handle, compile, custom_objects)
+    _h5.restore_notes(model, contents.notes)
+    return model
+
+
+def _load(
+    path: Path,
+    contents: _inspect.FileContents,
+    handle: Any,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+) -> keras.Model:
+    """Build the model from an opened file; its errors become ours."""
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
             if contents.format == "keras":
                 with _keras_path(path) as keras_path:
-                    model = keras.saving.load_model(
+                    return keras.saving.load_model(
                         keras_path,
                         custom_objects=custom_objects,
                         compile=compile,
                         safe_mode=True,
                     )
-            else:
-                model = _h5.load(path, compile, custom_objects)
+            return _h5.load_open(handle, contents, compile, custom_objects)
     except SerializableError:
         raise
     except OSError as err:  # h5py: a checksum or a truncated dataset
@@ -221,8 +234,6 @@ def load_model(
             "inspect`."
         )
         raise ModelFileError(message) from err
-    _h5.restore_notes(model, contents.notes)
-    return model
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_uti
 from keras.src.saving import object_registration, serialization_lib
 
 from ._errors import FormatLimitError, ModelFileError
-from ._inspect import MANIFEST_H5
+from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
 CHECKSUM = "serializable_checksum"
@@ -327,26 +327,35 @@ def _array(variable: Any) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def load(path: Path, compile: bool, custom_objects: dict[str, Any] | None) -> Any:
-    """Load an `.h5` model written by this module or by plain Keras 3."""
-    with h5py.File(path, "r") as handle:
-        model_config = json.loads(_text(handle.attrs["model_config"]))
-        objects = {**_operation_classes(model_config), **(custom_objects or {})}
-        with (
-            saving_options.keras_option_scope(use_legacy_config=True),
-            serialization_lib.SafeModeScope(True),
-        ):
-            model = saving_utils.model_from_config(model_config, custom_objects=objects)
-            try:
-                _load_weights(handle["model_weights"], model)
-            except ModelFileError as err:
-                message = f"Cannot load {str(path)!r}: {err}"
-                raise ModelFileError(message) from err
-        training = handle.attrs.get("training_config")
-        if compile and training is not None:
-            _compile(model, json.loads(_text(training)), objects)
-            if "optimizer_weights" in handle:
-                _load_optimizer(handle["optimizer_weights"], model)
+def load_open(
+    handle: h5py.File,
+    contents: FileContents,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+) -> Any:
+    """Load an `.h5` model written by this module or by plain Keras 3.
+
+    `handle` and `contents` come from `_inspect.opened`, which has read the
+    metadata; `contents.model_config` is consumed (Keras's loader edits it).
+    """
+    path = contents.path
+    model_config = contents.model_config
+    objects = {**_operation_classes(model_config), **(custom_objects or {})}
+    with (
+        saving_options.keras_option_scope(use_legacy_config=True),
+        serialization_lib.SafeModeScope(True),
+    ):
+        model = saving_utils.model_from_config(model_config, custom_objects=objects)
+        try:
+            _load_weights(handle["model_weights"], model)
+        except ModelFileError as err:
+            message = f"Cannot load {str(path)!r}: {err}"
+            raise ModelFileError(message) from err
+    training = contents.compile_config
+    if compile and training is not None:
+        _compile(model, training, objects)
+        if "optimizer_weights" in handle:
+            _load_optimizer(handle["optimizer_weights"], model)
     return model
 
 
