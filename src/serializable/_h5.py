@@ -256,12 +256,18 @@ def _write_weights(group: h5py.Group, model: keras.Model) -> None:
             legacy_h5_format._legacy_weights(layer),
             layer.weights,
         )
-    top = [
-        v
-        for v in model._trainable_variables + model._non_trainable_variables
-        if v in model.weights
-    ]
+    top = _top_level_weights(model)
     _write_subset(group.create_group("top_level_model_weights"), top, top)
+
+
+def _top_level_weights(model: keras.Model) -> list[Any]:
+    """The model's own weights (not its layers'), in Keras's legacy order.
+
+    Matched by identity: `==` between Keras variables compares their values.
+    """
+    weights = {id(v) for v in model.weights}
+    own = model._trainable_variables + model._non_trainable_variables
+    return [v for v in own if id(v) in weights]
 
 
 def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> None:
@@ -315,10 +321,9 @@ def _array(variable: Any) -> np.ndarray:
     `convert_to_numpy` copies the value twice (`np.array` of the variable's
     own copying `numpy()`), which is ~15% of an `.h5` save of a large model.
     """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return np.asarray(tf.convert_to_tensor(variable))
+    read = getattr(variable.value, "read_value", None)  # a tf.Variable's
+    if read is not None and keras.backend.backend() == "tensorflow":
+        return np.asarray(read())
     return np.asarray(keras.ops.convert_to_numpy(variable))
 
 
@@ -341,22 +346,119 @@ def load_open(
     path = contents.path
     model_config = contents.model_config
     objects = {**_operation_classes(model_config), **(custom_objects or {})}
+    unfilled = _Unfilled()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
         serialization_lib.SafeModeScope(True),
     ):
-        model = saving_utils.model_from_config(model_config, custom_objects=objects)
+        model = _build(handle, model_config, objects, unfilled)
         try:
-            _load_weights(handle["model_weights"], model)
+            _load_weights(handle["model_weights"], model, unfilled)
         except ModelFileError as err:
             message = f"Cannot load {str(path)!r}: {err}"
             raise ModelFileError(message) from err
+    unfilled.finish()
     training = contents.compile_config
     if compile and training is not None:
         _compile(model, training, objects)
         if "optimizer_weights" in handle:
             _load_optimizer(handle["optimizer_weights"], model)
     return model
+
+
+def _build(
+    handle: h5py.File,
+    model_config: dict[str, Any],
+    objects: dict[str, Any],
+    unfilled: _Unfilled,
+) -> Any:
+    """The model from its config, its variables left for the file to fill."""
+    deferred = False
+    try:
+        with unfilled.creating() as deferred:
+            return saving_utils.model_from_config(model_config, custom_objects=objects)
+    except Exception:
+        if not deferred:
+            raise
+    # Some layer needs values while it is built (it creates a variable from an
+    # array, say): build it the ordinary way, from a fresh copy of the config.
+    unfilled.discard()
+    model_config = json.loads(_text(handle.attrs["model_config"]))
+    return saving_utils.model_from_config(model_config, custom_objects=objects)
+
+
+class _Unfilled:
+    """Variables created without a value, which the file then gives one.
+
+    Inside Keras's `StatelessScope` a new variable is recorded with its
+    initializer but not initialized (Keras's deferred initialization). A
+    model built that way skips computing initial values the file overwrites
+    at once: for a Dense kernel the Glorot draw costs more than reading the
+    weights from disk. `fill` then creates each variable directly from its
+    saved array, and `finish` initializes the ones the file does not hold
+    (seed generator states, for instance) with their own initializers, as an
+    ordinary build would have.
+
+    Only on TensorFlow, where it is tested (also under a `MirroredStrategy`,
+    whose variables it creates as such); on other backends `creating` is a
+    plain block and `fill` assigns.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, Any] = {}
+
+    @contextlib.contextmanager
+    def creating(self, enabled: bool = True) -> Iterator[bool]:
+        """Leave variables created in the block unfilled; yields whether it does."""
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        tested = keras.backend.backend() == "tensorflow"
+        if not (enabled and tested) or in_stateless_scope():
+            yield False
+            return
+        key = "uninitialized_variables"  # Keras's per-thread list of them
+        known = {id(v) for v in global_state.get_global_attribute(key, []) or []}
+        try:
+            with keras.StatelessScope(initialize_variables=False):
+                yield True
+        finally:
+            listed = global_state.get_global_attribute(key, []) or []
+            for variable in listed:
+                if id(variable) not in known:
+                    self._pending[id(variable)] = variable
+            # Ours to initialize: a later `initialize_all_variables` must not.
+            kept = [v for v in listed if id(v) in known]
+            global_state.set_global_attribute(key, kept)
+
+    def fill(self, variable: Any, value: np.ndarray) -> None:
+        """Give `variable` the saved `value`: created from it, or assigned."""
+        if self._pending.pop(id(variable), None) is None:
+            variable.assign(value)
+            return
+        variable._initializer = _constant(value)
+        variable._deferred_initialize()
+
+    def finish(self) -> None:
+        """Initialize the variables the file did not fill, as Keras would have."""
+        pending, self._pending = self._pending, {}
+        for variable in pending.values():
+            variable._deferred_initialize()
+
+    def discard(self) -> None:
+        """Forget the variables of a build that was abandoned."""
+        self._pending = {}
+
+
+def _constant(value: np.ndarray) -> Any:
+    """An initializer that returns the saved array (cast as `assign` would)."""
+
+    def initializer(shape: Any, dtype: Any = None) -> Any:
+        if dtype is None or keras.backend.standardize_dtype(value.dtype) == dtype:
+            return value
+        return keras.ops.cast(value, dtype)
+
+    return initializer
 
 
 def _text(value: Any) -> Any:
@@ -401,7 +503,7 @@ def _class_names(config: Any) -> set[str]:
     return names
 
 
-def _load_weights(group: h5py.Group, model: keras.Model) -> None:
+def _load_weights(group: h5py.Group, model: keras.Model, unfilled: _Unfilled) -> None:
     layers = [
         layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)
     ]
@@ -422,19 +524,23 @@ def _load_weights(group: h5py.Group, model: keras.Model) -> None:
         raise ValueError(message)
     for name, layer in zip(names, layers, strict=True):
         _load_subset(
-            group[name], layer, legacy_h5_format._legacy_weights(layer), layer.weights
+            group[name],
+            layer,
+            legacy_h5_format._legacy_weights(layer),
+            layer.weights,
+            unfilled,
         )
     if "top_level_model_weights" in group:
-        top = [
-            v
-            for v in model._trainable_variables + model._non_trainable_variables
-            if v in model.weights
-        ]
-        _load_subset(group["top_level_model_weights"], model, top, top)
+        top = _top_level_weights(model)
+        _load_subset(group["top_level_model_weights"], model, top, top, unfilled)
 
 
 def _load_subset(
-    group: h5py.Group, owner: Any, legacy: list[Any], order: list[Any]
+    group: h5py.Group,
+    owner: Any,
+    legacy: list[Any],
+    order: list[Any],
+    unfilled: _Unfilled,
 ) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     values = [np.asarray(group[name]) for name in names]
@@ -467,7 +573,8 @@ def _load_subset(
                 "The file and its config do not match."
             )
             raise ValueError(message)
-        variable.assign(value)
+    for variable, value in zip(targets, values, strict=True):
+        unfilled.fill(variable, value)
 
 
 def _compile(
@@ -505,16 +612,20 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
     optimizer = model.optimizer
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     values = [np.asarray(group[name]) for name in names]
+    # The slots are created from the saved arrays, not as zeros then assigned.
+    unfilled = _Unfilled()
     if len(optimizer.variables) != len(values):
         # Saved after training: slots exist. Saved before any step: only the
         # iteration count and learning rate, like this unbuilt optimizer.
-        optimizer.build(model.trainable_variables)
+        with unfilled.creating(_keras_optimizer(optimizer)):
+            optimizer.build(model.trainable_variables)
     variables = optimizer.variables
     if len(variables) != len(values) or any(
         tuple(v.shape) != w.shape for v, w in zip(variables, values, strict=False)
     ):
         import warnings
 
+        unfilled.finish()
         warnings.warn(
             f"Optimizer state of model '{model.name}' in the file does not match "
             f"the rebuilt optimizer ({len(values)} saved variables, "
@@ -524,4 +635,15 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
         )
         return
     for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+        unfilled.fill(variable, value)
+    unfilled.finish()
+
+
+def _keras_optimizer(optimizer: Any) -> bool:
+    """Whether `optimizer` (and any it wraps) is Keras's own: its `build` only
+    creates variables from initializers, so it can run unfilled."""
+    while optimizer is not None:
+        if not type(optimizer).__module__.startswith("keras."):
+            return False
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return True
