@@ -520,6 +520,17 @@ class ForgetfulScale(keras.layers.Layer):
         return super().get_config()  # forgets `factor`: reloads with 1.0
 
 
+@register_keras_serializable(package="test_bad_files")
+class UnrevivableLoss(keras.losses.Loss):
+    """A loss whose config does not rebuild it: compiling from the file fails."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "unexpected": True}
+
+
 class TiedDense(keras.layers.Layer):
     """Multiplies by the transpose of another layer's kernel, the same variable."""
 
@@ -565,6 +576,16 @@ class TestDestinationUntouched:
         path, before = existing
         model = keras.Sequential([keras.Input((4,)), ForgetfulScale(3.0)])
         with pytest.raises(RoundtripError, match="previous file was left untouched"):
+            serializable.save_model(model, path, verify=True)
+        self.assert_untouched(path, before)
+
+    def test_failed_verification_of_the_training_config(self, existing, fmt):
+        """verify=True compiles the reloaded model: a loss that cannot be rebuilt
+        from the file fails the save, and the old file stays."""
+        path, before = existing
+        model = small_model()
+        model.compile(optimizer="adam", loss=UnrevivableLoss())
+        with pytest.raises(ModelFileError, match="unexpected"):
             serializable.save_model(model, path, verify=True)
         self.assert_untouched(path, before)
 

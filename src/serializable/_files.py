@@ -135,9 +135,23 @@ def _add_keras_manifest(path: Path, model: keras.Model) -> None:
 
 
 def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
+    """Reload `path` and compare it with `model`: class, configs, weights and
+    outputs (`compare_models`).
+
+    The reload is `load_model`'s, checksums and repairs included, except that
+    the optimizer's saved variables are not read back: nothing compares them,
+    and for a large model they are two thirds of the file. With
+    `include_optimizer` the reloaded model is still compiled from the file's
+    training configuration, so one that cannot be rebuilt fails here.
+    """
     from ._roundtrip import RoundtripError, compare_models
 
-    restored = load_model(path, compile=include_optimizer)
+    with _inspect.opened(path, weight_shapes=False) as (contents, handle):
+        _check_classes(contents, {})
+        restored = _load(
+            path, contents, handle, include_optimizer, None, optimizer_state=False
+        )
+    _h5.restore_notes(restored, contents.notes)
     problems = compare_models(model, restored)
     if problems:
         lines = [
@@ -203,20 +217,32 @@ def _load(
     handle: Any,
     compile: bool,
     custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
 ) -> keras.Model:
-    """Build the model from an opened file; its errors become ours."""
+    """Build the model from an opened file; its errors become ours.
+
+    `optimizer_state=False` compiles the model (with `compile`) but leaves the
+    optimizer's saved variables in the file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
-            if contents.format == "keras":
-                with _keras_path(path) as keras_path:
-                    return keras.saving.load_model(
-                        keras_path,
-                        custom_objects=custom_objects,
-                        compile=compile,
-                        safe_mode=True,
-                    )
-            return _h5.load_open(handle, contents, compile, custom_objects)
+            if contents.format == "h5":
+                return _h5.load_open(
+                    handle, contents, compile, custom_objects, optimizer_state
+                )
+            with _keras_path(path) as keras_path:
+                model = keras.saving.load_model(
+                    keras_path,
+                    custom_objects=custom_objects,
+                    compile=compile and optimizer_state,
+                    safe_mode=True,
+                )
+            if compile and not optimizer_state and contents.compile_config:
+                # What Keras's loader does before it reads the optimizer state.
+                with keras.saving.custom_object_scope(custom_objects or {}):
+                    model.compile_from_config(contents.compile_config)
+            return model
     except SerializableError:
         raise
     except OSError as err:  # h5py: a checksum or a truncated dataset

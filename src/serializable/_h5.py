@@ -337,11 +337,14 @@ def load_open(
     contents: FileContents,
     compile: bool,
     custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
 ) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
     `handle` and `contents` come from `_inspect.opened`, which has read the
     metadata; `contents.model_config` is consumed (Keras's loader edits it).
+    `optimizer_state=False` compiles (with `compile`) without restoring the
+    optimizer's saved variables.
     """
     path = contents.path
     model_config = contents.model_config
@@ -361,7 +364,7 @@ def load_open(
     training = contents.compile_config
     if compile and training is not None:
         _compile(model, training, objects)
-        if "optimizer_weights" in handle:
+        if optimizer_state and "optimizer_weights" in handle:
             _load_optimizer(handle["optimizer_weights"], model)
     return model
 
