@@ -546,9 +546,30 @@ def _load_subset(
     unfilled: _Unfilled,
 ) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
-    values = [np.asarray(group[name]) for name in names]
-    for name, value in zip(names, values, strict=True):
-        expected = _text(group[name].attrs.get(CHECKSUM))
+    if WEIGHT_INDEX in group.attrs:
+        targets = [order[int(i)] for i in group.attrs[WEIGHT_INDEX]]
+    else:
+        targets = legacy
+    if len(names) != len(targets):
+        message = (
+            f"Cannot load the weights of layer '{owner.name}': expected "
+            f"{len(targets)} weights. Received: {len(names)} in the file. The file "
+            "and its config do not match."
+        )
+        raise ValueError(message)
+    # One weight at a time: read, checked, then the variable made from it, so
+    # at most one array is held besides the variables.
+    for name, variable in zip(names, targets, strict=True):
+        dataset = group[name]
+        if tuple(variable.shape) != dataset.shape:
+            message = (
+                f"Cannot load weight '{variable.path}' of layer '{owner.name}': "
+                f"expected shape {tuple(variable.shape)}. Received: "
+                f"{dataset.shape}. The file and its config do not match."
+            )
+            raise ValueError(message)
+        value = np.asarray(dataset)
+        expected = _text(dataset.attrs.get(CHECKSUM))
         actual = None if expected is None else _damage(expected, value)
         if actual is not None:
             message = (
@@ -557,26 +578,6 @@ def _load_subset(
                 "The file is corrupted; save or copy it again."
             )
             raise ModelFileError(message)
-    if WEIGHT_INDEX in group.attrs:
-        targets = [order[int(i)] for i in group.attrs[WEIGHT_INDEX]]
-    else:
-        targets = legacy
-    if len(values) != len(targets):
-        message = (
-            f"Cannot load the weights of layer '{owner.name}': expected "
-            f"{len(targets)} weights. Received: {len(values)} in the file. The file "
-            "and its config do not match."
-        )
-        raise ValueError(message)
-    for variable, value in zip(targets, values, strict=True):
-        if tuple(variable.shape) != value.shape:
-            message = (
-                f"Cannot load weight '{variable.path}' of layer '{owner.name}': "
-                f"expected shape {tuple(variable.shape)}. Received: {value.shape}. "
-                "The file and its config do not match."
-            )
-            raise ValueError(message)
-    for variable, value in zip(targets, values, strict=True):
         unfilled.fill(variable, value)
 
 
@@ -614,31 +615,31 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
     """Restore optimizer iterations and slots so training resumes exactly (P15)."""
     optimizer = model.optimizer
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
-    values = [np.asarray(group[name]) for name in names]
+    datasets = [group[name] for name in names]
     # The slots are created from the saved arrays, not as zeros then assigned.
     unfilled = _Unfilled()
-    if len(optimizer.variables) != len(values):
+    if len(optimizer.variables) != len(datasets):
         # Saved after training: slots exist. Saved before any step: only the
         # iteration count and learning rate, like this unbuilt optimizer.
         with unfilled.creating(_keras_optimizer(optimizer)):
             optimizer.build(model.trainable_variables)
     variables = optimizer.variables
-    if len(variables) != len(values) or any(
-        tuple(v.shape) != w.shape for v, w in zip(variables, values, strict=False)
+    if len(variables) != len(datasets) or any(
+        tuple(v.shape) != d.shape for v, d in zip(variables, datasets, strict=False)
     ):
         import warnings
 
         unfilled.finish()
         warnings.warn(
             f"Optimizer state of model '{model.name}' in the file does not match "
-            f"the rebuilt optimizer ({len(values)} saved variables, "
+            f"the rebuilt optimizer ({len(datasets)} saved variables, "
             f"{len(variables)} expected); training restarts with a fresh "
             "optimizer state.",
             stacklevel=3,
         )
         return
-    for variable, value in zip(variables, values, strict=True):
-        unfilled.fill(variable, value)
+    for variable, dataset in zip(variables, datasets, strict=True):
+        unfilled.fill(variable, np.asarray(dataset))
     unfilled.finish()
 
 
