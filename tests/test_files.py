@@ -262,14 +262,15 @@ def numpy_weights(variables):
 
 
 class TestVariablesComeFromTheFile:
-    """`.h5` loading creates variables from the saved arrays (no initializer
-    runs for them) and initializes the rest as an ordinary build would."""
+    """Loading creates variables from the saved arrays (no initializer runs for
+    them) and initializes the rest as an ordinary build would: `.h5` always,
+    `.keras` when no optimizer is restored."""
 
     @pytest.mark.skipif(
         keras.backend.backend() != "tensorflow",
         reason="variables are created from the file on TensorFlow only",
     )
-    def test_saved_weights_are_not_computed_first(self, tmp_path, data):
+    def test_saved_weights_are_not_computed_first(self, tmp_path, data, fmt):
         """No initializer computes a value the file then overwrites."""
         model = keras.Sequential(
             [
@@ -279,7 +280,7 @@ class TestVariablesComeFromTheFile:
             ]
         )
         model.layers[0].kernel.assign(np.full((3, 4), 0.5, dtype="float32"))
-        path = tmp_path / "model.h5"
+        path = tmp_path / f"model.{fmt}"
         serializable.save_model(model, path)
         CountingOnes.eager_calls = 0
         restored = serializable.load_model(path)
@@ -291,7 +292,9 @@ class TestVariablesComeFromTheFile:
         assert_same_predictions(model, restored, data[0])
         assert uninitialized_leftovers() == []
 
-    def test_variables_the_file_does_not_hold_are_initialized(self, tmp_path, data):
+    def test_variables_the_file_does_not_hold_are_initialized(
+        self, tmp_path, data, fmt
+    ):
         """A seed generator's state is no weight: it gets its own initializer."""
         model = keras.Sequential(
             [
@@ -301,7 +304,7 @@ class TestVariablesComeFromTheFile:
                 keras.layers.Dense(2),
             ]
         )
-        path = tmp_path / "model.h5"
+        path = tmp_path / f"model.{fmt}"
         serializable.save_model(model, path)
         restored = serializable.load_model(path)
         np.testing.assert_array_equal(
@@ -312,11 +315,11 @@ class TestVariablesComeFromTheFile:
         restored(data[0], training=True)  # the dropout draws from its seed
         assert uninitialized_leftovers() == []
 
-    def test_layer_that_needs_a_value_while_built(self, tmp_path, data):
+    def test_layer_that_needs_a_value_while_built(self, tmp_path, data, fmt):
         """A layer that makes a variable from an array is built the ordinary way."""
         model = keras.Sequential([keras.Input((3,)), ArrayOffset(name="offset")])
         model.layers[0].offset.assign([5.0, 6.0, 7.0])
-        path = tmp_path / "model.h5"
+        path = tmp_path / f"model.{fmt}"
         serializable.save_model(model, path, verify=True)
         restored = serializable.load_model(path)
         np.testing.assert_array_equal(

@@ -232,12 +232,27 @@ def _load(
                     handle, contents, compile, custom_objects, optimizer_state
                 )
             with _keras_path(path) as keras_path:
-                model = keras.saving.load_model(
-                    keras_path,
-                    custom_objects=custom_objects,
-                    compile=compile and optimizer_state,
-                    safe_mode=True,
-                )
+                compiled = compile and optimizer_state
+
+                def keras_load() -> keras.Model:
+                    return keras.saving.load_model(
+                        keras_path,
+                        custom_objects=custom_objects,
+                        compile=compiled,
+                        safe_mode=True,
+                    )
+
+                if compiled and contents.compile_config:
+                    # An optimizer is created with a value (its iteration
+                    # count), which cannot be left unfilled.
+                    model = keras_load()
+                else:
+                    # Keras's loader builds the model, then assigns the saved
+                    # values: unfilled, each variable is made from its value
+                    # without running its initializer first (`_h5.Unfilled`).
+                    unfilled = _h5.Unfilled()
+                    model = unfilled.build(keras_load)
+                    unfilled.finish()
             if compile and not optimizer_state and contents.compile_config:
                 # What Keras's loader does before it reads the optimizer state.
                 with keras.saving.custom_object_scope(custom_objects or {}):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -349,7 +349,7 @@ def load_open(
     path = contents.path
     model_config = contents.model_config
     objects = {**_operation_classes(model_config), **(custom_objects or {})}
-    unfilled = _Unfilled()
+    unfilled = Unfilled()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
         serialization_lib.SafeModeScope(True),
@@ -373,34 +373,32 @@ def _build(
     handle: h5py.File,
     model_config: dict[str, Any],
     objects: dict[str, Any],
-    unfilled: _Unfilled,
+    unfilled: Unfilled,
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
-    deferred = False
-    try:
-        with unfilled.creating() as deferred:
-            return saving_utils.model_from_config(model_config, custom_objects=objects)
-    except Exception:
-        if not deferred:
-            raise
-    # Some layer needs values while it is built (it creates a variable from an
-    # array, say): build it the ordinary way, from a fresh copy of the config.
-    unfilled.discard()
-    model_config = json.loads(_text(handle.attrs["model_config"]))
-    return saving_utils.model_from_config(model_config, custom_objects=objects)
+    configs = iter([model_config])
+
+    def build() -> Any:
+        # A retry needs a fresh copy: Keras's legacy loader edits the config.
+        config = next(configs, None) or json.loads(_text(handle.attrs["model_config"]))
+        return saving_utils.model_from_config(config, custom_objects=objects)
+
+    return unfilled.build(build)
 
 
-class _Unfilled:
+class Unfilled:
     """Variables created without a value, which the file then gives one.
 
     Inside Keras's `StatelessScope` a new variable is recorded with its
-    initializer but not initialized (Keras's deferred initialization). A
-    model built that way skips computing initial values the file overwrites
-    at once: for a Dense kernel the Glorot draw costs more than reading the
-    weights from disk. `fill` then creates each variable directly from its
-    saved array, and `finish` initializes the ones the file does not hold
-    (seed generator states, for instance) with their own initializers, as an
-    ordinary build would have.
+    initializer but not initialized (Keras's deferred initialization), and an
+    assignment is recorded instead of applied. A model built that way skips
+    computing initial values the file overwrites at once: for a Dense kernel
+    the Glorot draw costs more than reading the weights from disk. `fill`
+    then creates a variable directly from its saved array, and `finish`
+    creates the rest from what was assigned to them in the block (Keras's
+    `.keras` loader assigns the saved values) or, for variables the file
+    does not hold (seed generator states, metrics), with their own
+    initializers, as an ordinary build would have.
 
     Only on TensorFlow, where it is tested (also under a `MirroredStrategy`,
     whose variables it creates as such); on other backends `creating` is a
@@ -409,6 +407,21 @@ class _Unfilled:
 
     def __init__(self) -> None:
         self._pending: dict[int, Any] = {}
+        self._assigned: dict[int, tuple[Any, Any]] = {}
+
+    def build(self, build: Callable[[], Any]) -> Any:
+        """`build()` with its variables unfilled; if that fails (a layer needs a
+        value while it is built: it makes a variable from an array, say), the
+        ordinary way, so a real error is raised from an ordinary build."""
+        deferred = False
+        try:
+            with self.creating() as deferred:
+                return build()
+        except Exception:
+            if not deferred:
+                raise
+        self.discard()
+        return build()
 
     @contextlib.contextmanager
     def creating(self, enabled: bool = True) -> Iterator[bool]:
@@ -422,8 +435,9 @@ class _Unfilled:
             return
         key = "uninitialized_variables"  # Keras's per-thread list of them
         known = {id(v) for v in global_state.get_global_attribute(key, []) or []}
+        scope = _Recording()
         try:
-            with keras.StatelessScope(initialize_variables=False):
+            with scope:
                 yield True
         finally:
             listed = global_state.get_global_attribute(key, []) or []
@@ -433,9 +447,12 @@ class _Unfilled:
             # Ours to initialize: a later `initialize_all_variables` must not.
             kept = [v for v in listed if id(v) in known]
             global_state.set_global_attribute(key, kept)
+            for key_, variable in scope.assigned.items():
+                self._assigned[key_] = (variable, scope.get_current_value(variable))
 
-    def fill(self, variable: Any, value: np.ndarray) -> None:
+    def fill(self, variable: Any, value: Any) -> None:
         """Give `variable` the saved `value`: created from it, or assigned."""
+        self._assigned.pop(id(variable), None)
         if self._pending.pop(id(variable), None) is None:
             variable.assign(value)
             return
@@ -443,18 +460,36 @@ class _Unfilled:
         variable._deferred_initialize()
 
     def finish(self) -> None:
-        """Initialize the variables the file did not fill, as Keras would have."""
+        """Give every variable left the value assigned to it in the block, or
+        else (if it has none yet) its own initial value."""
+        assigned, self._assigned = self._assigned, {}
+        for variable, value in assigned.values():
+            self.fill(variable, value)
         pending, self._pending = self._pending, {}
         for variable in pending.values():
             variable._deferred_initialize()
 
     def discard(self) -> None:
-        """Forget the variables of a build that was abandoned."""
+        """Forget the variables and assignments of an abandoned build."""
         self._pending = {}
+        self._assigned = {}
 
 
-def _constant(value: np.ndarray) -> Any:
-    """An initializer that returns the saved array (cast as `assign` would)."""
+class _Recording(keras.StatelessScope):
+    """A `StatelessScope` that remembers which variables were assigned."""
+
+    def __init__(self) -> None:
+        super().__init__(initialize_variables=False)
+        self.assigned: dict[int, Any] = {}
+
+    def add_update(self, update: Any) -> None:
+        variable, _ = update
+        self.assigned[id(variable)] = variable
+        super().add_update(update)
+
+
+def _constant(value: Any) -> Any:
+    """An initializer that returns the saved value (cast as `assign` would)."""
 
     def initializer(shape: Any, dtype: Any = None) -> Any:
         if dtype is None or keras.backend.standardize_dtype(value.dtype) == dtype:
@@ -506,7 +541,7 @@ def _class_names(config: Any) -> set[str]:
     return names
 
 
-def _load_weights(group: h5py.Group, model: keras.Model, unfilled: _Unfilled) -> None:
+def _load_weights(group: h5py.Group, model: keras.Model, unfilled: Unfilled) -> None:
     layers = [
         layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)
     ]
@@ -543,7 +578,7 @@ def _load_subset(
     owner: Any,
     legacy: list[Any],
     order: list[Any],
-    unfilled: _Unfilled,
+    unfilled: Unfilled,
 ) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     if WEIGHT_INDEX in group.attrs:
@@ -617,7 +652,7 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     datasets = [group[name] for name in names]
     # The slots are created from the saved arrays, not as zeros then assigned.
-    unfilled = _Unfilled()
+    unfilled = Unfilled()
     if len(optimizer.variables) != len(datasets):
         # Saved after training: slots exist. Saved before any step: only the
         # iteration count and learning rate, like this unbuilt optimizer.
