@@ -16,7 +16,13 @@ here still load in plain Keras where Keras can load them at all. On top:
   `layer.weights`, so two weights with the same name, or a `trainable` flag
   flipped after build, load into the right variables;
 * a manifest (`serializable_manifest`) records the module of every custom
-  class, so a missing one can be named with where it lived.
+  class, so a missing one can be named with where it lived;
+* every weight carries a checksum (`serializable_checksum`), checked on load.
+
+For speed on large models: weights are written from views of the variables,
+not copies, and on load every variable is created from its saved array
+instead of being initialized and then assigned (`Unfilled`, also used for
+`.keras` loads without an optimizer).
 
 Nothing here imports a module named in a file, and Keras's safe mode stays on.
 """
