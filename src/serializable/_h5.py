@@ -327,7 +327,8 @@ def _array(variable: Any) -> np.ndarray:
     `convert_to_numpy` copies the value twice (`np.array` of the variable's
     own copying `numpy()`), which is ~15% of an `.h5` save of a large model.
     """
-    read = getattr(variable.value, "read_value", None)  # a tf.Variable's
+    # A Keras variable's `value` is the backend's; a tf.Variable has read_value.
+    read = getattr(getattr(variable, "value", None), "read_value", None)
     if read is not None and keras.backend.backend() == "tensorflow":
         return np.asarray(read())
     return np.asarray(keras.ops.convert_to_numpy(variable))
