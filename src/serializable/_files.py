@@ -146,12 +146,7 @@ def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
     """
     from ._roundtrip import RoundtripError, compare_models
 
-    with _inspect.opened(path, weight_shapes=False) as (contents, handle):
-        _check_classes(contents, {})
-        restored = _load(
-            path, contents, handle, include_optimizer, None, optimizer_state=False
-        )
-    _h5.restore_notes(restored, contents.notes)
+    restored = _load_file(path, include_optimizer, None, optimizer_state=False)
     problems = compare_models(model, restored)
     if problems:
         lines = [
@@ -202,11 +197,21 @@ def load_model(
     model = serializable.load_model("model.h5")
     ```
     """
-    path = Path(path)
+    return _load_file(Path(path), compile, custom_objects)
+
+
+def _load_file(
+    path: Path,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
+) -> keras.Model:
+    """`load_model`; `optimizer_state=False` leaves the optimizer's saved
+    variables in the file (see `_load`)."""
     # An .h5 file is opened once: its metadata, then the model, from one handle.
     with _inspect.opened(path, weight_shapes=False) as (contents, handle):
         _check_classes(contents, custom_objects or {})
-        model = _load(path, contents, handle, compile, custom_objects)
+        model = _load(path, contents, handle, compile, custom_objects, optimizer_state)
     _h5.restore_notes(model, contents.notes)
     return model
 
