@@ -239,6 +239,58 @@ class TestBitFlips:
         self.check_outcome(good, path)
 
 
+class TestChecksums:
+    """The per-weight checksum of save_model's .h5 files."""
+
+    @staticmethod
+    def kernel_offset(data: bytes, good: Good) -> int:
+        start = data.find(good.kernel.astype("<f4").tobytes())
+        assert start >= 0, "the kernel is not stored contiguously and uncompressed"
+        return start
+
+    def test_every_bit_of_a_weight_is_covered(self, good, tmp_path):
+        """Each of the 32 bits of a kernel value, flipped alone, is caught."""
+        data = good.files["save_model", "h5"]
+        start = self.kernel_offset(data, good) + 4 * 5  # the sixth value
+        path = tmp_path / "model.h5"
+        for byte in range(4):
+            for bit in range(8):
+                write(path, flip(data, start + byte, bit))
+                assert_file_error(path, "is damaged", "checksum")
+
+    @staticmethod
+    def rewrite_checksums(path: Path, compute) -> None:
+        from serializable._h5 import CHECKSUM
+
+        def visit(name: str, obj) -> None:
+            if isinstance(obj, h5py.Dataset) and CHECKSUM in obj.attrs:
+                obj.attrs[CHECKSUM] = compute(np.asarray(obj))
+
+        with h5py.File(path, "r+") as handle:
+            handle["model_weights"].visititems(visit)
+
+    def test_files_with_the_older_xor_sum_checksum_still_load(self, good, tmp_path):
+        """A file whose weights carry the earlier "xs64" checksums loads, and a
+        flipped bit in it is still caught."""
+        from serializable._h5 import _checksum_xs64
+
+        path = write(tmp_path / "model.h5", good.files["save_model", "h5"])
+        self.rewrite_checksums(path, _checksum_xs64)
+        data = path.read_bytes()
+        assert b"xs64:" in data
+        restored = serializable.load_model(path)
+        np.testing.assert_array_equal(predict(restored, good.x), good.expected)
+        start = self.kernel_offset(data, good)
+        damaged = write(tmp_path / "damaged.h5", flip(data, start + 3, 7))
+        assert_file_error(damaged, "is damaged", "xs64:")
+
+    def test_unknown_checksum_kind_is_reported(self, good, tmp_path):
+        """A checksum attribute this version cannot read is not silently skipped."""
+        path = write(tmp_path / "model.h5", good.files["save_model", "h5"])
+        self.rewrite_checksums(path, lambda value: "zz99:0123")
+        assert_file_error(path, "is damaged", "zz99")
+
+
 class TestWrongSuffix:
     @pytest.mark.parametrize("writer", WRITERS)
     @pytest.mark.parametrize(("real", "named"), [("keras", "h5"), ("h5", "keras")])
@@ -468,6 +520,17 @@ class ForgetfulScale(keras.layers.Layer):
         return super().get_config()  # forgets `factor`: reloads with 1.0
 
 
+@register_keras_serializable(package="test_bad_files")
+class UnrevivableLoss(keras.losses.Loss):
+    """A loss whose config does not rebuild it: compiling from the file fails."""
+
+    def call(self, y_true, y_pred):
+        return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "unexpected": True}
+
+
 class TiedDense(keras.layers.Layer):
     """Multiplies by the transpose of another layer's kernel, the same variable."""
 
@@ -513,6 +576,16 @@ class TestDestinationUntouched:
         path, before = existing
         model = keras.Sequential([keras.Input((4,)), ForgetfulScale(3.0)])
         with pytest.raises(RoundtripError, match="previous file was left untouched"):
+            serializable.save_model(model, path, verify=True)
+        self.assert_untouched(path, before)
+
+    def test_failed_verification_of_the_training_config(self, existing, fmt):
+        """verify=True compiles the reloaded model: a loss that cannot be rebuilt
+        from the file fails the save, and the old file stays."""
+        path, before = existing
+        model = small_model()
+        model.compile(optimizer="adam", loss=UnrevivableLoss())
+        with pytest.raises(ModelFileError, match="unexpected"):
             serializable.save_model(model, path, verify=True)
         self.assert_untouched(path, before)
 

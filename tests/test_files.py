@@ -217,6 +217,167 @@ class TestLegacyRepairs:
         assert not (tmp_path / "shared.h5").exists()
 
 
+@keras.saving.register_keras_serializable(package="test_files")
+class CountingOnes(keras.initializers.Initializer):
+    """Ones, counting the calls that compute a value (not graph tracing)."""
+
+    eager_calls = 0
+
+    def __call__(self, shape, dtype=None):
+        if keras.backend.backend() != "tensorflow":
+            type(self).eager_calls += 1
+        else:
+            import tensorflow as tf
+
+            type(self).eager_calls += int(tf.executing_eagerly())
+        return keras.ops.ones(shape, dtype=dtype)
+
+
+class ArrayOffset(SerializableLayer, package="test_files"):
+    """A variable made from an array in build: it cannot exist without a value."""
+
+    def build(self, shape):
+        self.offset = keras.Variable(
+            np.arange(shape[-1], dtype="float32"), name="offset"
+        )
+
+    def call(self, x):
+        return x + self.offset
+
+
+@keras.saving.register_keras_serializable(package="test_files")
+class HomeMadeAdam(keras.optimizers.Adam):
+    """An optimizer from outside Keras: its build is not known to be safe to defer."""
+
+
+def uninitialized_leftovers():
+    """Keras's per-thread list of variables created without a value."""
+    from keras.src.backend.common import global_state
+
+    return global_state.get_global_attribute("uninitialized_variables") or []
+
+
+def numpy_weights(variables):
+    return [keras.ops.convert_to_numpy(v) for v in variables]
+
+
+class TestVariablesComeFromTheFile:
+    """Loading creates variables from the saved arrays (no initializer runs for
+    them) and initializes the rest as an ordinary build would: `.h5` always,
+    `.keras` when no optimizer is restored."""
+
+    @pytest.mark.skipif(
+        keras.backend.backend() != "tensorflow",
+        reason="variables are created from the file on TensorFlow only",
+    )
+    def test_saved_weights_are_not_computed_first(self, tmp_path, data, fmt):
+        """No initializer computes a value the file then overwrites."""
+        model = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4, kernel_initializer=CountingOnes()),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.layers[0].kernel.assign(np.full((3, 4), 0.5, dtype="float32"))
+        path = tmp_path / f"model.{fmt}"
+        serializable.save_model(model, path)
+        CountingOnes.eager_calls = 0
+        restored = serializable.load_model(path)
+        assert CountingOnes.eager_calls == 0
+        for a, b in zip(model.weights, restored.weights, strict=True):
+            np.testing.assert_array_equal(
+                keras.ops.convert_to_numpy(b), keras.ops.convert_to_numpy(a)
+            )
+        assert_same_predictions(model, restored, data[0])
+        assert uninitialized_leftovers() == []
+
+    def test_variables_the_file_does_not_hold_are_initialized(
+        self, tmp_path, data, fmt
+    ):
+        """A seed generator's state is no weight: it gets its own initializer."""
+        model = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4),
+                keras.layers.Dropout(0.5, seed=3),
+                keras.layers.Dense(2),
+            ]
+        )
+        path = tmp_path / f"model.{fmt}"
+        serializable.save_model(model, path)
+        restored = serializable.load_model(path)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(restored.layers[1].seed_generator.state),
+            keras.ops.convert_to_numpy(model.layers[1].seed_generator.state),
+        )
+        assert_same_predictions(model, restored, data[0])
+        restored(data[0], training=True)  # the dropout draws from its seed
+        assert uninitialized_leftovers() == []
+
+    def test_layer_that_needs_a_value_while_built(self, tmp_path, data, fmt):
+        """A layer that makes a variable from an array is built the ordinary way."""
+        model = keras.Sequential([keras.Input((3,)), ArrayOffset(name="offset")])
+        model.layers[0].offset.assign([5.0, 6.0, 7.0])
+        path = tmp_path / f"model.{fmt}"
+        serializable.save_model(model, path, verify=True)
+        restored = serializable.load_model(path)
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(restored.layers[0].offset), [5, 6, 7]
+        )
+        assert uninitialized_leftovers() == []
+
+    @pytest.mark.parametrize("optimizer", ["adam", "mixed_float16", "home_made"])
+    def test_optimizer_slots_are_the_saved_ones(self, tmp_path, data, optimizer):
+        """Slots of Keras's optimizers, a wrapped one and one from elsewhere."""
+        if optimizer == "mixed_float16":
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            model = keras.Sequential(
+                [
+                    keras.Input((3,)),
+                    keras.layers.Dense(4),
+                    keras.layers.Dense(2, dtype="float32"),
+                ]
+            )
+            chosen = HomeMadeAdam() if optimizer == "home_made" else "adam"
+            model.compile(optimizer=chosen, loss="mse")
+            model.fit(*data, epochs=1, batch_size=8, verbose=0)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        path = tmp_path / "model.h5"
+        serializable.save_model(model, path)
+        restored = serializable.load_model(path)
+        assert type(restored.optimizer) is type(model.optimizer)
+        saved = numpy_weights(model.optimizer.variables)
+        loaded = numpy_weights(restored.optimizer.variables)
+        assert len(saved) == len(loaded) > 2
+        for a, b in zip(saved, loaded, strict=True):
+            np.testing.assert_array_equal(b, a)
+        assert uninitialized_leftovers() == []
+
+    @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
+    def test_loaded_inside_a_distribution_strategy(self, tmp_path, data):
+        """Inside a strategy's scope the variables made from the file are its own."""
+        import tensorflow as tf
+
+        model = trained(sequential(), data)
+        path = tmp_path / "model.h5"
+        serializable.save_model(model, path)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+        with strategy.scope():
+            restored = serializable.load_model(path)
+        for variable in [*restored.weights, *restored.optimizer.variables]:
+            assert strategy.extended.variable_created_in_scope(variable.value)
+        for a, b in zip(
+            numpy_weights([*model.weights, *model.optimizer.variables]),
+            numpy_weights([*restored.weights, *restored.optimizer.variables]),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(b, a)
+        assert uninitialized_leftovers() == []
+
+
 class TestCompiledButUntrained:
     @pytest.mark.parametrize("writer", ["plain_keras", "save_model"])
     def test_no_spurious_optimizer_warning(self, tmp_path, writer):

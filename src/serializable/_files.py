@@ -107,7 +107,7 @@ def save_model(
     try:
         if fmt == "keras":
             keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
-            _add_keras_manifest(tmp, _h5.manifest(model))
+            _add_keras_manifest(tmp, model)
         else:
             _h5.save(model, tmp, include_optimizer=include_optimizer)
         if verify:
@@ -118,12 +118,16 @@ def save_model(
     return path
 
 
-def _add_keras_manifest(path: Path, manifest: dict[str, Any]) -> None:
-    """Add keras-serializable's notes as one extra member; Keras ignores it."""
+def _add_keras_manifest(path: Path, model: keras.Model) -> None:
+    """Add keras-serializable's notes to the archive; Keras ignores them."""
     import json
     import zipfile
 
     with zipfile.ZipFile(path, "a") as archive:
+        # The config Keras just wrote names every custom object: no need to
+        # serialize the model a second time.
+        config = json.loads(archive.read("config.json"))
+        manifest = _h5.manifest(model, config)
         # In the archive comment, not a fourth member: Keras's loader takes any
         # member beyond its three for an asset and extracts the whole archive,
         # weights included, to a temporary directory on every load.
@@ -131,9 +135,18 @@ def _add_keras_manifest(path: Path, manifest: dict[str, Any]) -> None:
 
 
 def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
+    """Reload `path` and compare it with `model`: class, configs, weights and
+    outputs (`compare_models`).
+
+    The reload is `load_model`'s, checksums and repairs included, except that
+    the optimizer's saved variables are not read back: nothing compares them,
+    and for a large model they are two thirds of the file. With
+    `include_optimizer` the reloaded model is still compiled from the file's
+    training configuration, so one that cannot be rebuilt fails here.
+    """
     from ._roundtrip import RoundtripError, compare_models
 
-    restored = load_model(path, compile=include_optimizer)
+    restored = _load_file(path, include_optimizer, None, optimizer_state=False)
     problems = compare_models(model, restored)
     if problems:
         lines = [
@@ -184,22 +197,72 @@ def load_model(
     model = serializable.load_model("model.h5")
     ```
     """
-    path = Path(path)
-    contents = _inspect.read_file(path, weight_shapes=False)
-    _check_classes(contents, custom_objects or {})
+    return _load_file(Path(path), compile, custom_objects)
+
+
+def _load_file(
+    path: Path,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
+) -> keras.Model:
+    """`load_model`; `optimizer_state=False` leaves the optimizer's saved
+    variables in the file (see `_load`)."""
+    # An .h5 file is opened once: its metadata, then the model, from one handle.
+    with _inspect.opened(path, weight_shapes=False) as (contents, handle):
+        _check_classes(contents, custom_objects or {})
+        model = _load(path, contents, handle, compile, custom_objects, optimizer_state)
+    _h5.restore_notes(model, contents.notes)
+    return model
+
+
+def _load(
+    path: Path,
+    contents: _inspect.FileContents,
+    handle: Any,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
+) -> keras.Model:
+    """Build the model from an opened file; its errors become ours.
+
+    `optimizer_state=False` compiles the model (with `compile`) but leaves the
+    optimizer's saved variables in the file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
-            if contents.format == "keras":
-                with _keras_path(path) as keras_path:
-                    model = keras.saving.load_model(
+            if contents.format == "h5":
+                return _h5.load_open(
+                    handle, contents, compile, custom_objects, optimizer_state
+                )
+            with _keras_path(path) as keras_path:
+                compiled = compile and optimizer_state
+
+                def keras_load() -> keras.Model:
+                    return keras.saving.load_model(
                         keras_path,
                         custom_objects=custom_objects,
-                        compile=compile,
+                        compile=compiled,
                         safe_mode=True,
                     )
-            else:
-                model = _h5.load(path, compile, custom_objects)
+
+                if compiled and contents.compile_config:
+                    # An optimizer is created with a value (its iteration
+                    # count), which cannot be left unfilled.
+                    model = keras_load()
+                else:
+                    # Keras's loader builds the model, then assigns the saved
+                    # values: unfilled, each variable is made from its value
+                    # without running its initializer first (`_h5.Unfilled`).
+                    unfilled = _h5.Unfilled()
+                    model = unfilled.build(keras_load)
+                    unfilled.finish()
+            if compile and not optimizer_state and contents.compile_config:
+                # What Keras's loader does before it reads the optimizer state.
+                with keras.saving.custom_object_scope(custom_objects or {}):
+                    model.compile_from_config(contents.compile_config)
+            return model
     except SerializableError:
         raise
     except OSError as err:  # h5py: a checksum or a truncated dataset
@@ -217,8 +280,6 @@ def load_model(
             "inspect`."
         )
         raise ModelFileError(message) from err
-    _h5.restore_notes(model, contents.notes)
-    return model
 
 
 @contextlib.contextmanager

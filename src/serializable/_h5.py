@@ -16,7 +16,13 @@ here still load in plain Keras where Keras can load them at all. On top:
   `layer.weights`, so two weights with the same name, or a `trainable` flag
   flipped after build, load into the right variables;
 * a manifest (`serializable_manifest`) records the module of every custom
-  class, so a missing one can be named with where it lived.
+  class, so a missing one can be named with where it lived;
+* every weight carries a checksum (`serializable_checksum`), checked on load.
+
+For speed on large models: weights are written from views of the variables,
+not copies, and on load every variable is created from its saved array
+instead of being initialized and then assigned (`Unfilled`, also used for
+`.keras` loads without an optimizer).
 
 Nothing here imports a module named in a file, and Keras's safe mode stays on.
 """
@@ -26,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +43,59 @@ from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_uti
 from keras.src.saving import object_registration, serialization_lib
 
 from ._errors import FormatLimitError, ModelFileError
-from ._inspect import MANIFEST_H5
+from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
 CHECKSUM = "serializable_checksum"
 
 
 def _checksum(value: np.ndarray) -> str:
-    """A fast 128-bit checksum of an array's bytes: XOR and sum of 64-bit words.
+    """The sum of an array's bytes read as little-endian 64-bit words, mod 2**64.
 
-    Any single flipped bit changes the XOR; the sum catches the multi-bit
-    patterns a XOR alone would miss. ~5 ms per 64 MB, several times cheaper
-    than CRC-32, so the check costs a few percent of a save or load.
+    A flipped bit `k` of a word changes the sum by 2**k (mod 2**64), never by
+    zero, so any single flipped bit is detected, and so is any damage that is
+    not an exact cancellation (random garbage, zeroed or shifted blocks) with
+    probability 1 - 2**-64. One pass over the bytes, as cheap as reading them:
+    ~2 ms per 64 MiB, computed on the arrays already in memory.
     """
+    words, tail = _words(value)
+    total = int(np.add.reduce(words, dtype=np.uint64)) if words.size else 0
+    return f"s64:{(total + tail) % 2**64:016x}"
+
+
+def _checksum_xs64(value: np.ndarray) -> str:
+    """XOR and sum of the 64-bit words: what files saved before "s64" carry.
+
+    Only read now. The XOR added nothing the sum does not catch but a pair of
+    same-direction flips of bit 63, and cost a second pass over the data.
+    """
+    words, tail = _words(value)
+    xor = int(np.bitwise_xor.reduce(words)) if words.size else 0
+    total = int(np.add.reduce(words, dtype=np.uint64)) if words.size else 0
+    return f"xs64:{xor ^ tail:016x}{(total + tail) % 2**64:016x}"
+
+
+def _words(value: np.ndarray) -> tuple[np.ndarray, int]:
+    """The array's bytes as 64-bit words (a view, no copy) and the last,
+    partial word zero-padded, as an int."""
     raw = np.ascontiguousarray(value).reshape(-1).view(np.uint8)
     whole = raw.size - raw.size % 8
     tail = np.zeros(8, dtype=np.uint8)
     tail[: raw.size - whole] = raw[whole:]
-    words = raw[:whole].view("<u8")  # a view: no copy of the weights
-    xor = int(np.bitwise_xor.reduce(words)) if words.size else 0
-    total = int(words.sum(dtype=np.uint64)) if words.size else 0
-    last = int(tail.view("<u8")[0])
-    xor ^= last
-    total = (total + last) % 2**64
-    return f"xs64:{xor:016x}{total:016x}"
+    return raw[:whole].view("<u8"), int(tail.view("<u8")[0])
+
+
+_CHECKSUMS = {"s64": _checksum, "xs64": _checksum_xs64}
+
+
+def _damage(expected: str, value: np.ndarray) -> str | None:
+    """None if `value` matches the stored checksum, else what was found."""
+    kind = expected.partition(":")[0]
+    algorithm = _CHECKSUMS.get(kind)
+    if algorithm is None:  # a damaged attribute is a damaged file
+        return f"a checksum of a kind this version does not know ({kind!r})"
+    actual = algorithm(value)
+    return None if actual == expected else f"data with checksum {actual}"
 
 
 # ---------------------------------------------------------------------------
@@ -101,7 +136,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     registered = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
-    notes = manifest(model)
+    notes = manifest(model, metadata)
     with h5py.File(path, "w") as handle:
         for key, value in metadata.items():
             if isinstance(value, (dict, list, tuple)):
@@ -112,7 +147,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
         _write_weights(handle.create_group("model_weights"), model)
         optimizer = getattr(model, "optimizer", None)
         if include_optimizer and optimizer is not None and optimizer.variables:
-            legacy_h5_format.save_optimizer_weights_to_hdf5_group(handle, optimizer)
+            _write_optimizer(handle, optimizer)
 
 
 @contextlib.contextmanager
@@ -135,18 +170,22 @@ def _json_default(obj: Any) -> Any:
     return json_utils.get_json_type(obj)
 
 
-def manifest(model: keras.Model) -> dict[str, Any]:
+def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
     """Registered name -> module of every custom class the model uses, plus
     notes Keras does not keep: the registered top-level class and whether the
-    model's outputs are a tuple (P4)."""
-    from ._roundtrip import _registered_names
+    model's outputs are a tuple (P4).
 
+    `config` is the model's config as the caller already serialized it (the
+    `.keras` `config.json`, or the `.h5` metadata with its training config);
+    without it the model is serialized again here.
+    """
+    if config is None:
+        try:
+            config = keras.saving.serialize_keras_object(model)
+        except Exception:
+            config = {}
     manifest: dict[str, Any] = {}
-    try:
-        config = keras.saving.serialize_keras_object(model)
-    except Exception:
-        config = {}
-    for name in [*_registered_names(config), *_top_names(model)]:
+    for name in [*_registered_strings(config), *_top_names(model)]:
         obj = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
         module = getattr(obj, "__module__", None)
         if module and module != "__main__":
@@ -181,6 +220,28 @@ def restore_notes(model: keras.Model, notes: dict[str, Any]) -> None:
                 layer.trainable = False
 
 
+def _registered_strings(config: Any) -> list[str]:
+    """Every string in a config that is a registered name, in order.
+
+    Both config styles name a custom object by its registered name: the
+    `.keras` style under "registered_name" (and "config" for functions), the
+    legacy `.h5` style as "class_name" or as a bare string for functions.
+    """
+    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+    found: list[str] = []
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item in registered:
+                found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+    return found
+
+
 def _top_names(model: keras.Model) -> list[str]:
     name = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
     return [name] if name else []
@@ -201,12 +262,18 @@ def _write_weights(group: h5py.Group, model: keras.Model) -> None:
             legacy_h5_format._legacy_weights(layer),
             layer.weights,
         )
-    top = [
-        v
-        for v in model._trainable_variables + model._non_trainable_variables
-        if v in model.weights
-    ]
+    top = _top_level_weights(model)
     _write_subset(group.create_group("top_level_model_weights"), top, top)
+
+
+def _top_level_weights(model: keras.Model) -> list[Any]:
+    """The model's own weights (not its layers'), in Keras's legacy order.
+
+    Matched by identity: `==` between Keras variables compares their values.
+    """
+    weights = {id(v) for v in model.weights}
+    own = model._trainable_variables + model._non_trainable_variables
+    return [v for v in own if id(v) in weights]
 
 
 def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> None:
@@ -225,15 +292,47 @@ def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> No
     positions = [next(i for i, w in enumerate(order) if w is v) for v in weights]
     group.attrs[WEIGHT_INDEX] = np.asarray(positions, dtype="int64")
     for encoded, variable in zip(names, weights, strict=True):
-        value = keras.ops.convert_to_numpy(variable)
-        dataset = group.create_dataset(encoded, value.shape, dtype=value.dtype)
-        if value.shape:
-            dataset[:] = value
-        else:
-            dataset[()] = value
+        value = _array(variable)
+        dataset = _write_array(group, encoded, value)
         # A checksum of every weight: a flipped bit becomes a clear error at
         # load instead of a silently different model (.h5 has none of its own).
         dataset.attrs[CHECKSUM] = _checksum(value)
+
+
+def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
+    """Keras's legacy optimizer layout (`legacy_h5_format.
+    save_optimizer_weights_to_hdf5_group`), written from views, not copies."""
+    variables = optimizer.variables
+    group = handle.create_group("optimizer_weights")
+    names = [str(variable.path).encode("utf8") for variable in variables]
+    legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
+    for encoded, variable in zip(names, variables, strict=True):
+        _write_array(group, encoded, _array(variable))
+
+
+def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Dataset:
+    dataset = group.create_dataset(name, value.shape, dtype=value.dtype)
+    if value.shape:
+        dataset[:] = value
+    else:
+        dataset[()] = value
+    return dataset
+
+
+def _array(variable: Any) -> np.ndarray:
+    """A variable's value as a NumPy array, without a copy where possible.
+
+    On TensorFlow the array is a read-only view of the tensor read from the
+    variable: a snapshot, since a later assignment copies on write. Keras's
+    `convert_to_numpy` copies the value twice (`np.array` of the variable's
+    own copying `numpy()`), more than half of Keras's own `.h5` save of a
+    large model.
+    """
+    # A Keras variable's `value` is the backend's; a tf.Variable has read_value.
+    read = getattr(getattr(variable, "value", None), "read_value", None)
+    if read is not None and keras.backend.backend() == "tensorflow":
+        return np.asarray(read())
+    return np.asarray(keras.ops.convert_to_numpy(variable))
 
 
 # ---------------------------------------------------------------------------
@@ -241,27 +340,175 @@ def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> No
 # ---------------------------------------------------------------------------
 
 
-def load(path: Path, compile: bool, custom_objects: dict[str, Any] | None) -> Any:
-    """Load an `.h5` model written by this module or by plain Keras 3."""
-    with h5py.File(path, "r") as handle:
-        model_config = json.loads(_text(handle.attrs["model_config"]))
-        objects = {**_operation_classes(model_config), **(custom_objects or {})}
-        with (
-            saving_options.keras_option_scope(use_legacy_config=True),
-            serialization_lib.SafeModeScope(True),
-        ):
-            model = saving_utils.model_from_config(model_config, custom_objects=objects)
-            try:
-                _load_weights(handle["model_weights"], model)
-            except ModelFileError as err:
-                message = f"Cannot load {str(path)!r}: {err}"
-                raise ModelFileError(message) from err
-        training = handle.attrs.get("training_config")
-        if compile and training is not None:
-            _compile(model, json.loads(_text(training)), objects)
-            if "optimizer_weights" in handle:
-                _load_optimizer(handle["optimizer_weights"], model)
+def load_open(
+    handle: h5py.File,
+    contents: FileContents,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    optimizer_state: bool = True,
+) -> Any:
+    """Load an `.h5` model written by this module or by plain Keras 3.
+
+    `handle` and `contents` come from `_inspect.opened`, which has read the
+    metadata; `contents.model_config` is consumed (Keras's loader edits it).
+    `optimizer_state=False` compiles (with `compile`) without restoring the
+    optimizer's saved variables.
+    """
+    path = contents.path
+    model_config = contents.model_config
+    objects = {**_operation_classes(model_config), **(custom_objects or {})}
+    unfilled = Unfilled()
+    with (
+        saving_options.keras_option_scope(use_legacy_config=True),
+        serialization_lib.SafeModeScope(True),
+    ):
+        model = _build(handle, model_config, objects, unfilled)
+        try:
+            _load_weights(handle["model_weights"], model, unfilled)
+        except ModelFileError as err:
+            message = f"Cannot load {str(path)!r}: {err}"
+            raise ModelFileError(message) from err
+    unfilled.finish()
+    training = contents.compile_config
+    if compile and training is not None:
+        _compile(model, training, objects)
+        if optimizer_state and "optimizer_weights" in handle:
+            _load_optimizer(handle["optimizer_weights"], model)
     return model
+
+
+def _build(
+    handle: h5py.File,
+    model_config: dict[str, Any],
+    objects: dict[str, Any],
+    unfilled: Unfilled,
+) -> Any:
+    """The model from its config, its variables left for the file to fill."""
+    unused = [model_config]
+
+    def build() -> Any:
+        # A retry needs a fresh copy: Keras's legacy loader edits the config.
+        if unused:
+            config = unused.pop()
+        else:
+            config = json.loads(_text(handle.attrs["model_config"]))
+        return saving_utils.model_from_config(config, custom_objects=objects)
+
+    return unfilled.build(build)
+
+
+class Unfilled:
+    """Variables created without a value, which the file then gives one.
+
+    Inside Keras's `StatelessScope` a new variable is recorded with its
+    initializer but not initialized (Keras's deferred initialization), and an
+    assignment is recorded instead of applied. A model built that way skips
+    computing initial values the file overwrites at once: for a Dense kernel
+    the Glorot draw costs more than reading the weights from disk. `fill`
+    then creates a variable directly from its saved array, and `finish`
+    creates the rest from what was assigned to them in the block (Keras's
+    `.keras` loader assigns the saved values) or, for variables the file
+    does not hold (seed generator states, metrics), with their own
+    initializers, as an ordinary build would have.
+
+    Only on TensorFlow, where it is tested (also under a `MirroredStrategy`,
+    whose variables it creates as such); on other backends `creating` is a
+    plain block and `fill` assigns.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, Any] = {}
+        self._assigned: dict[int, tuple[Any, Any]] = {}
+
+    def build(self, build: Callable[[], Any]) -> Any:
+        """`build()` with its variables unfilled; if that fails (a layer needs a
+        value while it is built: it makes a variable from an array, say), the
+        ordinary way, so a real error is raised from an ordinary build."""
+        deferred = False
+        try:
+            with self.creating() as deferred:
+                return build()
+        except Exception:
+            if not deferred:
+                raise
+        self.discard()
+        return build()
+
+    @contextlib.contextmanager
+    def creating(self, enabled: bool = True) -> Iterator[bool]:
+        """Leave variables created in the block unfilled; yields whether it does."""
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+        tested = keras.backend.backend() == "tensorflow"
+        if not (enabled and tested) or in_stateless_scope():
+            yield False
+            return
+        registry = "uninitialized_variables"  # Keras's per-thread list of them
+        listed = global_state.get_global_attribute(registry, []) or []
+        known = {id(v) for v in listed}
+        scope = _Recording()
+        try:
+            with scope:
+                yield True
+        finally:
+            listed = global_state.get_global_attribute(registry, []) or []
+            for variable in listed:
+                if id(variable) not in known:
+                    self._pending[id(variable)] = variable
+            # Ours to initialize: a later `initialize_all_variables` must not.
+            kept = [v for v in listed if id(v) in known]
+            global_state.set_global_attribute(registry, kept)
+            for ident, variable in scope.assigned.items():
+                self._assigned[ident] = (variable, scope.get_current_value(variable))
+
+    def fill(self, variable: Any, value: Any) -> None:
+        """Give `variable` the saved `value`: created from it, or assigned."""
+        self._assigned.pop(id(variable), None)
+        if self._pending.pop(id(variable), None) is None:
+            variable.assign(value)
+            return
+        variable._initializer = _constant(value)
+        variable._deferred_initialize()
+
+    def finish(self) -> None:
+        """Give every variable left the value assigned to it in the block, or
+        else (if it has none yet) its own initial value."""
+        assigned, self._assigned = self._assigned, {}
+        for variable, value in assigned.values():
+            self.fill(variable, value)
+        pending, self._pending = self._pending, {}
+        for variable in pending.values():
+            variable._deferred_initialize()
+
+    def discard(self) -> None:
+        """Forget the variables and assignments of an abandoned build."""
+        self._pending = {}
+        self._assigned = {}
+
+
+class _Recording(keras.StatelessScope):
+    """A `StatelessScope` that remembers which variables were assigned."""
+
+    def __init__(self) -> None:
+        super().__init__(initialize_variables=False)
+        self.assigned: dict[int, Any] = {}
+
+    def add_update(self, update: Any) -> None:
+        variable, _ = update
+        self.assigned[id(variable)] = variable
+        super().add_update(update)
+
+
+def _constant(value: Any) -> Any:
+    """An initializer that returns the saved value (cast as `assign` would)."""
+
+    def initializer(shape: Any, dtype: Any = None) -> Any:
+        if dtype is None or keras.backend.standardize_dtype(value.dtype) == dtype:
+            return value
+        return keras.ops.cast(value, dtype)
+
+    return initializer
 
 
 def _text(value: Any) -> Any:
@@ -306,7 +553,7 @@ def _class_names(config: Any) -> set[str]:
     return names
 
 
-def _load_weights(group: h5py.Group, model: keras.Model) -> None:
+def _load_weights(group: h5py.Group, model: keras.Model, unfilled: Unfilled) -> None:
     layers = [
         layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)
     ]
@@ -327,51 +574,58 @@ def _load_weights(group: h5py.Group, model: keras.Model) -> None:
         raise ValueError(message)
     for name, layer in zip(names, layers, strict=True):
         _load_subset(
-            group[name], layer, legacy_h5_format._legacy_weights(layer), layer.weights
+            group[name],
+            layer,
+            legacy_h5_format._legacy_weights(layer),
+            layer.weights,
+            unfilled,
         )
     if "top_level_model_weights" in group:
-        top = [
-            v
-            for v in model._trainable_variables + model._non_trainable_variables
-            if v in model.weights
-        ]
-        _load_subset(group["top_level_model_weights"], model, top, top)
+        top = _top_level_weights(model)
+        _load_subset(group["top_level_model_weights"], model, top, top, unfilled)
 
 
 def _load_subset(
-    group: h5py.Group, owner: Any, legacy: list[Any], order: list[Any]
+    group: h5py.Group,
+    owner: Any,
+    legacy: list[Any],
+    order: list[Any],
+    unfilled: Unfilled,
 ) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
-    values = [np.asarray(group[name]) for name in names]
-    for name, value in zip(names, values, strict=True):
-        expected = _text(group[name].attrs.get(CHECKSUM))
-        if expected is not None and expected != _checksum(value):
-            message = (
-                f"weight {name!r} of layer '{owner.name}' is damaged: expected "
-                f"checksum {expected}. Received: data with checksum "
-                f"{_checksum(value)}. The file is corrupted; save or copy it again."
-            )
-            raise ModelFileError(message)
     if WEIGHT_INDEX in group.attrs:
         targets = [order[int(i)] for i in group.attrs[WEIGHT_INDEX]]
     else:
         targets = legacy
-    if len(values) != len(targets):
+    if len(names) != len(targets):
         message = (
             f"Cannot load the weights of layer '{owner.name}': expected "
-            f"{len(targets)} weights. Received: {len(values)} in the file. The file "
+            f"{len(targets)} weights. Received: {len(names)} in the file. The file "
             "and its config do not match."
         )
         raise ValueError(message)
-    for variable, value in zip(targets, values, strict=True):
-        if tuple(variable.shape) != value.shape:
+    # One weight at a time: read, checked, then the variable made from it, so
+    # at most one array is held besides the variables.
+    for name, variable in zip(names, targets, strict=True):
+        dataset = group[name]
+        if tuple(variable.shape) != dataset.shape:
             message = (
                 f"Cannot load weight '{variable.path}' of layer '{owner.name}': "
-                f"expected shape {tuple(variable.shape)}. Received: {value.shape}. "
-                "The file and its config do not match."
+                f"expected shape {tuple(variable.shape)}. Received: "
+                f"{dataset.shape}. The file and its config do not match."
             )
             raise ValueError(message)
-        variable.assign(value)
+        value = np.asarray(dataset)
+        expected = _text(dataset.attrs.get(CHECKSUM))
+        actual = None if expected is None else _damage(expected, value)
+        if actual is not None:
+            message = (
+                f"weight {name!r} of layer '{owner.name}' is damaged: expected "
+                f"checksum {expected}. Received: {actual}. "
+                "The file is corrupted; save or copy it again."
+            )
+            raise ModelFileError(message)
+        unfilled.fill(variable, value)
 
 
 def _compile(
@@ -408,24 +662,39 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
     """Restore optimizer iterations and slots so training resumes exactly (P15)."""
     optimizer = model.optimizer
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
-    values = [np.asarray(group[name]) for name in names]
-    if len(optimizer.variables) != len(values):
+    datasets = [group[name] for name in names]
+    # The slots are created from the saved arrays, not as zeros then assigned.
+    unfilled = Unfilled()
+    if len(optimizer.variables) != len(datasets):
         # Saved after training: slots exist. Saved before any step: only the
         # iteration count and learning rate, like this unbuilt optimizer.
-        optimizer.build(model.trainable_variables)
+        with unfilled.creating(_keras_optimizer(optimizer)):
+            optimizer.build(model.trainable_variables)
     variables = optimizer.variables
-    if len(variables) != len(values) or any(
-        tuple(v.shape) != w.shape for v, w in zip(variables, values, strict=False)
+    if len(variables) != len(datasets) or any(
+        tuple(v.shape) != d.shape for v, d in zip(variables, datasets, strict=False)
     ):
         import warnings
 
+        unfilled.finish()
         warnings.warn(
             f"Optimizer state of model '{model.name}' in the file does not match "
-            f"the rebuilt optimizer ({len(values)} saved variables, "
+            f"the rebuilt optimizer ({len(datasets)} saved variables, "
             f"{len(variables)} expected); training restarts with a fresh "
             "optimizer state.",
             stacklevel=3,
         )
         return
-    for variable, value in zip(variables, values, strict=True):
-        variable.assign(value)
+    for variable, dataset in zip(variables, datasets, strict=True):
+        unfilled.fill(variable, np.asarray(dataset))
+    unfilled.finish()
+
+
+def _keras_optimizer(optimizer: Any) -> bool:
+    """Whether `optimizer` (and any it wraps) is Keras's own: its `build` only
+    creates variables from initializers, so it can run unfilled."""
+    while optimizer is not None:
+        if not type(optimizer).__module__.startswith("keras."):
+            return False
+        optimizer = getattr(optimizer, "inner_optimizer", None)
+    return True

@@ -8,9 +8,11 @@ Keras trips over the first one) and by the `serializable inspect` command.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,12 +116,35 @@ def read_file(path: str | os.PathLike[str], weight_shapes: bool = True) -> FileC
     `weight_shapes=False` skips listing the weights (which in a `.keras` file
     means reading the whole weights member): loading does not need them.
     """
+    with opened(path, weight_shapes) as (contents, _):
+        return contents
+
+
+@contextlib.contextmanager
+def opened(
+    path: str | os.PathLike[str], weight_shapes: bool = True
+) -> Iterator[tuple[FileContents, Any]]:
+    """`read_file`, keeping an `.h5` file open until the block ends.
+
+    Yields the metadata and the open `h5py.File` it was read from, so that a
+    loader reads the weights from the same handle instead of opening and
+    parsing the file a second time; for `.keras` (which Keras opens itself)
+    the handle is None.
+    """
     path = Path(path)
     fmt = sniff_format(path)
     size = path.stat().st_size
     if fmt == "keras":
-        return _read_keras(path, size, weight_shapes)
-    return _read_h5(path, size, weight_shapes)
+        yield _read_keras(path, size, weight_shapes), None
+        return
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except Exception as err:  # h5py raises OSError variants for broken files
+        raise _corrupt(path, "h5", f"{type(err).__name__}: {err}") from err
+    with handle:
+        yield _read_h5(handle, path, size, weight_shapes), handle
 
 
 def _read_keras(path: Path, size: int, weight_shapes: bool) -> FileContents:
@@ -193,35 +218,30 @@ def _keras_weight_shapes(archive: zipfile.ZipFile) -> dict[str, tuple[int, ...]]
     return shapes
 
 
-def _read_h5(path: Path, size: int, weight_shapes: bool) -> FileContents:
+def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileContents:
     import h5py
 
     try:
-        with h5py.File(path, "r") as handle:
-            attrs = dict(handle.attrs)
-            if "model_config" not in attrs:
-                detail = (
-                    "an HDF5 file with no model config (a weights-only file? load "
-                    "it with model.load_weights)"
-                )
-                raise _corrupt(path, "h5", detail)
-            model_config = json.loads(_text(attrs["model_config"]))
-            training = attrs.get("training_config")
-            compile_config = (
-                json.loads(_text(training)) if training is not None else None
+        attrs = dict(handle.attrs)
+        if "model_config" not in attrs:
+            detail = (
+                "an HDF5 file with no model config (a weights-only file? load "
+                "it with model.load_weights)"
             )
-            manifest_raw = attrs.get(MANIFEST_H5)
-            manifest = (
-                json.loads(_text(manifest_raw)) if manifest_raw is not None else {}
-            )
-            shapes: dict[str, tuple[int, ...]] = {}
-            if weight_shapes and "model_weights" in handle:
+            raise _corrupt(path, "h5", detail)
+        model_config = json.loads(_text(attrs["model_config"]))
+        training = attrs.get("training_config")
+        compile_config = json.loads(_text(training)) if training is not None else None
+        manifest_raw = attrs.get(MANIFEST_H5)
+        manifest = json.loads(_text(manifest_raw)) if manifest_raw is not None else {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        if weight_shapes and "model_weights" in handle:
 
-                def visit(name: str, obj: Any) -> None:
-                    if isinstance(obj, h5py.Dataset):
-                        shapes[name] = tuple(int(d) for d in obj.shape)
+            def visit(name: str, obj: Any) -> None:
+                if isinstance(obj, h5py.Dataset):
+                    shapes[name] = tuple(int(d) for d in obj.shape)
 
-                handle["model_weights"].visititems(visit)
+            handle["model_weights"].visititems(visit)
     except ModelFileError:
         raise
     except Exception as err:  # h5py raises OSError/KeyError/RuntimeError variants
