@@ -947,7 +947,10 @@ def _compare_variable(a: Any, b: Any, problems: list[str]) -> None:
 
 
 def _numpy(variable: Any) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(variable))
+    """A variable's value as NumPy, without Keras's two copies where possible."""
+    from ._h5 import _array
+
+    return _array(variable)
 
 
 def _weight_label(variable: Any) -> str:
