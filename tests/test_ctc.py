@@ -224,6 +224,21 @@ class TestValidation:
         ):
             ctc_loss(np.ones((2, 1)), np.zeros((2, 6, 5), "float32"), np.ones((2, 3)))
 
+    @pytest.mark.parametrize(
+        ("input_length", "label_length", "message"),
+        [
+            ([6, 7], None, "'input_length' must be within [0, 6]"),
+            ([6, -1], None, "Received: input_length value -1"),
+            (None, [2, 3], "'label_length' must be within [0, 2]"),
+        ],
+    )
+    def test_lengths_outside_the_arrays(self, input_length, label_length, message):
+        """Lengths past the padded arrays are refused eagerly, naming the bound."""
+        logits = np.zeros((2, 6, 5), "float32")
+        labels = np.array([[1, 2], [3, -1]])
+        with pytest.raises(ValueError, match=re_escape(message)):
+            ctc_loss(labels, logits, input_length, label_length)
+
 
 def re_escape(text):
     import re

@@ -85,12 +85,20 @@ def _check_ranks(labels: Any, y_pred: Any, where: str) -> None:
         raise ValueError(message)
 
 
+def _to_numpy(value: Any) -> np.ndarray:
+    try:  # the fast path: NumPy, CPU torch, JAX and eager TensorFlow arrays
+        return np.asarray(value)
+    except Exception:  # e.g. a torch tensor on another device
+        return np.asarray(ops.convert_to_numpy(value))
+
+
 def _concrete(*values: Any) -> list[np.ndarray] | None:
     """The values as NumPy arrays when they exist (eager), else None."""
     try:
-        return [np.asarray(ops.convert_to_numpy(value)) for value in values]
+        arrays = [_to_numpy(value) for value in values]
     except Exception:  # symbolic: a tf.function graph or a jax.jit trace
         return None
+    return None if any(a.dtype == object for a in arrays) else arrays
 
 
 def _validate_values(
