@@ -6,6 +6,7 @@
     python benchmarks/bench_ctc_backends.py --clock cpu  # process CPU time
     python benchmarks/bench_ctc_backends.py --backend jax  # one backend only
     python benchmarks/bench_ctc_backends.py --threads 1  # one intra-op thread
+    python benchmarks/bench_ctc_backends.py --repeats 41 --stat min
 
 For each backend (tensorflow, jax, torch; a missing one is skipped with the
 reason) a fresh process measures, at B=32, T=200, C=30, labels <= 30:
@@ -28,9 +29,10 @@ reason) a fresh process measures, at B=32, T=200, C=30, labels <= 30:
 Sides are warmed up (tracing, compiling), then measured in interleaved
 repeats whose order alternates, with `gc.collect()` before every sample; a
 side under 50 ms is called several times per sample (timeit's `number`).
-The table compares medians. `--threads N` gives every backend N intra-op
-threads (torch's default is one per core, and its OpenMP threads suffer most
-when other processes share the cores).
+The table compares medians (`--stat min`: the minima, timeit's convention,
+which load from other processes disturbs least). `--threads N` gives every
+backend N intra-op threads (torch's default is one per core, and its OpenMP
+threads suffer most when other processes share the cores).
 """
 
 from __future__ import annotations
@@ -73,10 +75,19 @@ def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return logits, labels, lengths, np.full((B,), T, dtype="int32")
 
 
+STATS: dict[str, Callable[[list[float]], float]] = {
+    "median": statistics.median,
+    "min": min,
+}
+
+
 def measure(
-    sides: dict[str, Callable[[], Any]], repeats: int, clock: Callable[[], float]
+    sides: dict[str, Callable[[], Any]],
+    repeats: int,
+    clock: Callable[[], float],
+    stat: Callable[[list[float]], float],
 ) -> dict[str, float]:
-    """Median seconds per call of each side, interleaved, after warm-up."""
+    """Seconds per call of each side (`stat` of the repeats), interleaved."""
     number = {}
     for name, fn in sides.items():
         fn()  # traces / compiles
@@ -96,7 +107,7 @@ def measure(
     for name in names:
         listed = ", ".join(f"{t * 1000:.2f}" for t in samples[name])
         print(f"  {name}: [{listed}] ms (x{number[name]})", file=sys.stderr)
-    return {name: statistics.median(samples[name]) for name in names}
+    return {name: stat(samples[name]) for name in names}
 
 
 def loss_sides(backend: str, compiled: bool) -> dict[str, Callable[[], Any]]:
@@ -213,24 +224,26 @@ def versions(backend: str) -> str:
 
 
 def measure_backend(
-    backend: str, repeats: int, clock_name: str, threads: int | None
+    backend: str, repeats: int, clock_name: str, stat_name: str, threads: int | None
 ) -> dict[str, Any]:
     set_threads(backend, threads)
-    clock = CLOCKS[clock_name]
+    clock, stat = CLOCKS[clock_name], STATS[stat_name]
     print(f"{backend}:", file=sys.stderr)
     row: dict[str, Any] = {"backend": backend, "versions": versions(backend)}
-    compiled = measure(loss_sides(backend, compiled=backend != "torch"), repeats, clock)
+    compiled = measure(
+        loss_sides(backend, compiled=backend != "torch"), repeats, clock, stat
+    )
     row["loss_ours_ms"], row["loss_keras_ms"] = (
         compiled["ours"] * 1000,
         compiled["keras"] * 1000,
     )
     if backend != "torch":  # torch already ran eagerly
-        eager = measure(loss_sides(backend, compiled=False), repeats, clock)
+        eager = measure(loss_sides(backend, compiled=False), repeats, clock, stat)
         row["eager_ours_ms"], row["eager_keras_ms"] = (
             eager["ours"] * 1000,
             eager["keras"] * 1000,
         )
-    beam = measure(beam_sides(), repeats, clock)
+    beam = measure(beam_sides(), repeats, clock, stat)
     row["beam_ours_ms"], row["beam_tf_ms"] = (
         beam["ours"] * 1000,
         beam["TF native"] * 1000,
@@ -239,7 +252,11 @@ def measure_backend(
 
 
 def print_table(
-    rows: list[dict[str, Any]], repeats: int, clock: str, threads: int | None
+    rows: list[dict[str, Any]],
+    repeats: int,
+    clock: str,
+    stat: str,
+    threads: int | None,
 ) -> bool:
     """Print one row per backend; True when every target is met."""
     try:
@@ -248,7 +265,7 @@ def print_table(
         cpus = os.cpu_count() or 0
     print(
         f"python {platform.python_version()}  cpus {cpus}  "
-        f"B={B} T={T} C={C} labels<={MAX_LABEL}  median of {repeats} repeats, "
+        f"B={B} T={T} C={C} labels<={MAX_LABEL}  {stat} of {repeats} repeats, "
         f"{clock} clock, {threads or 'default'} intra-op threads"
     )
     for row in rows:
@@ -286,6 +303,8 @@ def print_table(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 repeats, not 15")
+    parser.add_argument("--repeats", type=int, help="repeats per side")
+    parser.add_argument("--stat", choices=sorted(STATS), default="median")
     parser.add_argument("--check", action="store_true", help="exit 1 on a miss")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     parser.add_argument(
@@ -294,9 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="intra-op threads per backend")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the measuring process
     args = parser.parse_args(argv)
-    repeats = 5 if args.quick else 15
+    repeats = args.repeats or (5 if args.quick else 15)
     if args.child:
-        row = measure_backend(args.child, repeats, args.clock, args.threads)
+        row = measure_backend(args.child, repeats, args.clock, args.stat, args.threads)
         print("@@" + json.dumps(row))
         return 0
     rows = []
@@ -308,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
         command = [sys.executable, __file__, "--child", backend, "--clock", args.clock]
+        command += ["--stat", args.stat, "--repeats", str(repeats)]
         if args.threads:
             command += ["--threads", str(args.threads)]
             env["OMP_NUM_THREADS"] = str(args.threads)
@@ -315,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
                 env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
             ).strip()
         result = subprocess.run(
-            command + (["--quick"] if args.quick else []),
+            command,
             capture_output=True,
             text=True,
             env=env,
@@ -327,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{backend}: failed (exit {result.returncode})")
             return 1
         rows.append(json.loads(lines[-1][2:]))
-    passed = print_table(rows, repeats, args.clock, args.threads)
+    passed = print_table(rows, repeats, args.clock, args.stat, args.threads)
     return 1 if (args.check and not passed) else 0
 
 
