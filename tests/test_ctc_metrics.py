@@ -396,6 +396,25 @@ class TestWordErrorRate:
             expected.append(packed)
         np.testing.assert_array_equal(first, expected)
 
+    def test_rows_too_long_for_exact_ids(self, monkeypatch):
+        """Rows past the exact-hash limit are refused, naming the limit."""
+        monkeypatch.setattr(_ctc_metrics, "_MAX_ROW", {"int64": 8, "int32": 8})
+        wer = WordErrorRate(separator=0)
+        wer.update_state(np.ones((2, 8)), np.ones((2, 8)))  # at the limit: fine
+        with pytest.raises(ValueError, match="rows must hold at most 8 labels"):
+            wer.update_state(np.ones((2, 9)), np.ones((2, 8)))
+
+    def test_exact_cumsum_past_int32(self):
+        """The word-hash prefix sums stay exact where an int32 sum would wrap."""
+        if _ctc_metrics._int_dtype() != "int64":
+            pytest.skip(f"the {keras.backend.backend()!r} backend has no int64 here")
+        terms = np.full((2, 300), 2**31 - 5, dtype="int64")
+        terms[1, ::3] = 7
+        got = _ctc_metrics._exact_cumsum(keras.ops.convert_to_tensor(terms))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(got), np.cumsum(terms, axis=1)
+        )
+
     def test_in_compiled_step(self, rng):
         """Inside a compiled step WER matches eager, also traced for unknown shapes."""
         truth = rng.integers(-1, 5, size=(6, 40))

@@ -205,7 +205,8 @@ def ctc_loss(
     Raises:
         ValueError: For wrong ranks, a blank index out of range, and (when the
             values are known, i.e. eagerly) labels out of range, equal to the
-            blank, or too long for their input without `zero_infinity`.
+            blank, or too long for their input without `zero_infinity`, and
+            label or input lengths outside the padded arrays.
 
     Example:
 

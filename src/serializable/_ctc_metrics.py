@@ -405,7 +405,8 @@ class WordErrorRate(_ErrorRate, package="serializable"):
         TypeError: if `separator` or `pad_value` is not an int.
         ValueError: if `separator` is negative or equals `pad_value` (it would
             be read as padding), and from `update_state` for inputs that are
-            not rank 2.
+            not rank 2 or rows too long for exact word ids (more than 2**20
+            labels; 46,344 on JAX without x64).
 
     Example:
 
