@@ -26,6 +26,34 @@ def ragged_batch(rng, batch=B, steps=T, classes=C, max_label=L, blank=0, pad=-1)
     return logits, labels, lengths, input_length
 
 
+def loss_and_gradient(fn, x):
+    """fn(x) (per-sample losses) and the gradient of their sum w.r.t. x, as NumPy.
+
+    Each backend's own autodiff: tf.GradientTape, jax.vjp, torch autograd.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        variable = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            loss = fn(variable)
+            total = tf.reduce_sum(loss)
+        return loss.numpy(), tape.gradient(total, variable).numpy()
+    if backend == "jax":
+        import jax
+
+        loss, pullback = jax.vjp(fn, jax.numpy.asarray(x))
+        (grad,) = pullback(jax.numpy.ones_like(loss))
+        return np.asarray(loss), np.asarray(grad)
+    if backend == "torch":
+        import torch
+
+        variable = torch.tensor(x, requires_grad=True)
+        loss = fn(variable)
+        loss.sum().backward()
+        return loss.detach().numpy(), variable.grad.numpy()
+    pytest.skip(f"no autodiff helper for the {backend!r} backend in this test")
+
+
 def tf_reference(logits, labels, lengths, input_length, blank):
     dense = np.where(labels < 0, 0, labels)
     return tf.nn.ctc_loss(
@@ -124,16 +152,15 @@ class TestImpossibleAlignments:
     def test_zero_infinity_gives_zero_loss_and_gradient(self, rng):
         """Impossible rows get loss 0 and gradient 0; the others are untouched."""
         logits, labels, input_length = self.impossible(rng)
-        variable = tf.Variable(logits)
-        with tf.GradientTape() as tape:
-            loss = ctc_loss(labels, variable, input_length, zero_infinity=True)
-            total = tf.reduce_sum(loss)
-        grad = tape.gradient(total, variable).numpy()
-        assert loss.numpy()[0] == 0.0
+        loss, grad = loss_and_gradient(
+            lambda x: ctc_loss(labels, x, input_length, zero_infinity=True), logits
+        )
+        assert loss[0] == 0.0
         assert np.all(grad[0] == 0.0)
         assert np.all(np.isfinite(grad))
+        assert np.any(grad[1:] != 0.0)
         np.testing.assert_allclose(
-            loss.numpy()[1:],
+            loss[1:],
             tf_reference(
                 logits[1:], labels[1:], (labels[1:] >= 0).sum(1), input_length[1:], 0
             ),
@@ -197,6 +224,21 @@ class TestValidation:
         ):
             ctc_loss(np.ones((2, 1)), np.zeros((2, 6, 5), "float32"), np.ones((2, 3)))
 
+    @pytest.mark.parametrize(
+        ("input_length", "label_length", "message"),
+        [
+            ([6, 7], None, "'input_length' must be within [0, 6]"),
+            ([6, -1], None, "Received: input_length value -1"),
+            (None, [2, 3], "'label_length' must be within [0, 2]"),
+        ],
+    )
+    def test_lengths_outside_the_arrays(self, input_length, label_length, message):
+        """Lengths past the padded arrays are refused eagerly, naming the bound."""
+        logits = np.zeros((2, 6, 5), "float32")
+        labels = np.array([[1, 2], [3, -1]])
+        with pytest.raises(ValueError, match=re_escape(message)):
+            ctc_loss(labels, logits, input_length, label_length)
+
 
 def re_escape(text):
     import re
@@ -245,11 +287,12 @@ class TestCTCLayer:
         data = endpoint_data(rng, C - 1)
         y_pred = model(data)  # the layer returns y_pred unchanged
         expected = np.mean(
-            np.asarray(
+            keras.ops.convert_to_numpy(
                 ctc_loss(data[1], y_pred, data[2], blank_index=-1, from_logits=False)
             )
         )
-        np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+        added = keras.ops.convert_to_numpy(model.losses[0])
+        np.testing.assert_allclose(added, expected, rtol=1e-5)
 
     @pytest.mark.parametrize("blank_index", [0, -1])
     def test_round_trips_with_its_settings(self, rng, fmt, reload, blank_index):
@@ -303,10 +346,11 @@ class TestCTCLayer:
         x[np.arange(T)[None, :] >= input_length] = 0.0
         model([x, lab])
         dense = model.layers[2]
-        expected = ctc_loss(lab, dense(x), input_length[:, 0])
-        np.testing.assert_allclose(
-            float(model.losses[0]), np.mean(np.asarray(expected)), rtol=1e-5
+        expected = keras.ops.convert_to_numpy(
+            ctc_loss(lab, dense(x), input_length[:, 0])
         )
+        added = keras.ops.convert_to_numpy(model.losses[0])
+        np.testing.assert_allclose(added, np.mean(expected), rtol=1e-5)
 
     def test_mixed_float16(self, rng):
         """Under mixed_float16 the loss is computed in float32 and training works."""

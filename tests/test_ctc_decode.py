@@ -20,6 +20,30 @@ needs_tf = pytest.mark.skipif(
 )
 
 
+def compiled(fn, jit_compile):
+    """`fn` compiled the way Keras compiles a step on this backend.
+
+    TensorFlow: `tf.function`, with XLA when `jit_compile`; JAX: `jax.jit`
+    (Keras runs JAX eagerly when not compiling with XLA). Keras runs torch
+    eagerly (`jit_compile="auto"` is eager there), so there is no symbolic
+    trace to check on torch: the eager tests cover it.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return tf.function(fn, jit_compile=jit_compile, autograph=False)
+    if backend == "jax":
+        if not jit_compile:
+            pytest.skip(
+                "JAX compiles only with XLA (jax.jit); jit_compile=False is eager"
+            )
+        import jax
+
+        return jax.jit(fn)
+    pytest.skip(
+        f"Keras runs the {backend!r} backend eagerly: nothing symbolic to check"
+    )
+
+
 def log_softmax(x):
     x = np.asarray(x, dtype=np.float64)
     x = x - x.max(axis=-1, keepdims=True)
@@ -137,17 +161,14 @@ class TestGreedy:
 
     @pytest.mark.parametrize("jit_compile", [False, True])
     def test_compiles(self, rng, jit_compile):
-        """Greedy decoding runs inside tf.function, XLA included, with the same result."""
+        """Greedy decoding runs compiled (tf.function, XLA, jax.jit) with the eager result."""
         logits = rng.normal(size=(4, 10, 5)).astype("float32")
         lengths = np.array([10, 3, 0, 7])
         eager = ctc_decode(logits, lengths, blank_index=-1)
-        compiled = tf.function(
-            lambda x, n: ctc_decode(x, n, blank_index=-1), jit_compile=jit_compile
-        )(logits, lengths)
-        np.testing.assert_array_equal(np.asarray(eager[0]), np.asarray(compiled[0]))
-        np.testing.assert_allclose(
-            np.asarray(eager[1]), np.asarray(compiled[1]), rtol=1e-6
-        )
+        decode = compiled(lambda x, n: ctc_decode(x, n, blank_index=-1), jit_compile)
+        paths, scores = decode(logits, lengths)
+        np.testing.assert_array_equal(np.asarray(eager[0]), np.asarray(paths))
+        np.testing.assert_allclose(np.asarray(eager[1]), np.asarray(scores), rtol=1e-6)
 
     def test_probabilities_decode_like_logits(self, rng):
         """from_logits=False on softmax(logits) gives the logits' paths."""
@@ -313,8 +334,9 @@ class TestBeamSearch:
     def test_numpy_refuses_symbolic_inputs(self, rng):
         """The NumPy decoder inside a compiled function fails with a message saying how to fix it."""
         logits = rng.normal(size=(2, 6, 4)).astype("float32")
-        decode = tf.function(
-            lambda x: ctc_decode(x, strategy="beam_search", implementation="numpy")
+        decode = compiled(
+            lambda x: ctc_decode(x, strategy="beam_search", implementation="numpy"),
+            jit_compile=True,
         )
         with pytest.raises(ValueError, match="runs eagerly.*jit_compile=False"):
             decode(logits)

@@ -18,6 +18,54 @@ from serializable.ctc import CharacterErrorRate, WordErrorRate, edit_distance
 tf = pytest.importorskip("tensorflow")
 
 
+def compiled(fn, jit_compile):
+    """`fn` compiled the way Keras compiles a step on this backend.
+
+    TensorFlow: `tf.function`, with XLA when `jit_compile`; JAX: `jax.jit`
+    (Keras runs JAX eagerly when not compiling with XLA). Keras runs torch
+    eagerly (`jit_compile="auto"` is eager there), so there is no symbolic
+    trace to check on torch: the eager tests cover it.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return tf.function(fn, jit_compile=jit_compile, autograph=False)
+    if backend == "jax":
+        if not jit_compile:
+            pytest.skip(
+                "JAX compiles only with XLA (jax.jit); jit_compile=False is eager"
+            )
+        import jax
+
+        return jax.jit(fn)
+    pytest.skip(
+        f"Keras runs the {backend!r} backend eagerly: nothing symbolic to check"
+    )
+
+
+def shape_polymorphic(fn, dtype):
+    """`fn` of two (batch, length) int batches, traced once for unknown widths.
+
+    TensorFlow: a `tf.function` with `(None, None)` signatures. JAX: `jax.export`
+    with symbolic dimensions (which JAX requires to be >= 1). torch: skipped,
+    Keras runs it eagerly.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        spec = tf.TensorSpec((None, None), dtype)
+        return tf.function(fn, input_signature=[spec, spec], autograph=False)
+    if backend == "jax":
+        import jax
+        from jax import export
+
+        batch, width_a, width_b = export.symbolic_shape("b, wa, wb")
+        exported = export.export(jax.jit(fn))(
+            jax.ShapeDtypeStruct((batch, width_a), dtype),
+            jax.ShapeDtypeStruct((batch, width_b), dtype),
+        )
+        return exported.call
+    pytest.skip(f"Keras runs the {backend!r} backend eagerly: no unknown shapes")
+
+
 def levenshtein(a, b):
     """Textbook Levenshtein distance between two Python sequences."""
     previous = list(range(len(b) + 1))
@@ -125,32 +173,31 @@ class TestEditDistance:
 
     @pytest.mark.parametrize("jit_compile", [False, True])
     def test_compiled_matches_eager(self, rng, jit_compile):
-        """Inside tf.function (graph or XLA) the distances are the same as eagerly."""
+        """Compiled (tf.function, XLA, jax.jit) the distances are the same as eagerly."""
         truth = rng.integers(-1, 6, size=(8, 30))
         hyp = rng.integers(-1, 6, size=(8, 25))
-        compiled = tf.function(
-            lambda a, b: edit_distance(a, b, normalize=True),
-            jit_compile=jit_compile,
-            autograph=False,
+        distance = compiled(
+            lambda a, b: edit_distance(a, b, normalize=True), jit_compile
         )
         np.testing.assert_array_equal(
-            compiled(truth, hyp).numpy(),
+            keras.ops.convert_to_numpy(distance(truth, hyp)),
             np.asarray(edit_distance(truth, hyp, normalize=True)),
         )
 
     def test_compiled_with_unknown_shapes(self, rng):
-        """A graph traced for (None, None) inputs serves batches of any widths."""
-        spec = tf.TensorSpec((None, None), tf.int32)
-        compiled = tf.function(
-            edit_distance, input_signature=[spec, spec], autograph=False
-        )
-        for width_a, width_b in [(12, 7), (3, 0), (0, 5)]:
+        """One trace for unknown (batch, width) inputs serves batches of any widths."""
+        distance = shape_polymorphic(edit_distance, "int32")
+        widths = [(12, 7), (3, 1), (1, 5), (40, 2)]
+        if keras.backend.backend() == "tensorflow":  # JAX's symbolic sizes are >= 1
+            widths += [(3, 0), (0, 5)]
+        for width_a, width_b in widths:
             truth = rng.integers(-1, 4, size=(5, width_a)).astype("int32")
             hyp = rng.integers(-1, 4, size=(5, width_b)).astype("int32")
             expected = [
                 levenshtein(unpad(a), unpad(b)) for a, b in zip(truth, hyp, strict=True)
             ]
-            np.testing.assert_array_equal(compiled(truth, hyp).numpy(), expected)
+            got = keras.ops.convert_to_numpy(distance(truth, hyp))
+            np.testing.assert_array_equal(got, expected)
 
     @pytest.mark.parametrize("shape", [(4,), (2, 4, 3)])
     def test_rank_error(self, shape):
@@ -320,6 +367,8 @@ class TestWordErrorRate:
     def test_word_ids_are_distinct_and_positionless(self, monkeypatch, int_dtype):
         """Every word up to 3 labels over 6 gets its own id, wherever it sits (int32 too)."""
         # int32 is what JAX without x64 gives: the hashes switch to small moduli.
+        if int_dtype == "int64" and _ctc_metrics._int_dtype() != "int64":
+            pytest.skip(f"the {keras.backend.backend()!r} backend has no int64 here")
         monkeypatch.setattr(_ctc_metrics, "_int_dtype", lambda: int_dtype)
         alphabet = range(1, 7)
         vocabulary = [
@@ -327,27 +376,64 @@ class TestWordErrorRate:
         ]
         row = [v for w in vocabulary for v in [*w, 0]]
         batch = _ctc_metrics._as_int_sequences([[*row, -1, -1], [0, 0, *row]])
-        ids = np.asarray(_ctc_metrics._word_ids(batch, -1, 0))
+        ids = keras.ops.convert_to_numpy(_ctc_metrics._word_ids(batch, -1, 0))
         assert ids.dtype == int_dtype
         first = ids[0][ids[0] >= 0]
         assert len(first) == len(set(first.tolist())) == len(vocabulary)
         np.testing.assert_array_equal(ids[1], ids[0])
+        # Each id is exactly the two packed polynomial hashes of its labels.
+        moduli = (
+            _ctc_metrics._HASH_64 if int_dtype == "int64" else _ctc_metrics._HASH_32
+        )
+        expected = []
+        for word in vocabulary:
+            packed = 0
+            for modulus, base in moduli:
+                digest = sum(
+                    (v + 1) * pow(base, k, modulus) for k, v in enumerate(word)
+                )
+                packed = packed * modulus + digest % modulus
+            expected.append(packed)
+        np.testing.assert_array_equal(first, expected)
+
+    def test_rows_too_long_for_exact_ids(self, monkeypatch):
+        """Rows past the exact-hash limit are refused, naming the limit."""
+        monkeypatch.setattr(_ctc_metrics, "_MAX_ROW", {"int64": 8, "int32": 8})
+        wer = WordErrorRate(separator=0)
+        wer.update_state(np.ones((2, 8)), np.ones((2, 8)))  # at the limit: fine
+        with pytest.raises(ValueError, match="rows must hold at most 8 labels"):
+            wer.update_state(np.ones((2, 9)), np.ones((2, 8)))
+
+    def test_exact_cumsum_past_int32(self):
+        """The word-hash prefix sums stay exact where an int32 sum would wrap."""
+        if _ctc_metrics._int_dtype() != "int64":
+            pytest.skip(f"the {keras.backend.backend()!r} backend has no int64 here")
+        terms = np.full((2, 300), 2**31 - 5, dtype="int64")
+        terms[1, ::3] = 7
+        got = _ctc_metrics._exact_cumsum(keras.ops.convert_to_tensor(terms))
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(got), np.cumsum(terms, axis=1)
+        )
 
     def test_in_compiled_step(self, rng):
-        """Inside a compiled function WER matches eager, also with unknown shapes."""
+        """Inside a compiled step WER matches eager, also traced for unknown shapes."""
         truth = rng.integers(-1, 5, size=(6, 40))
         hyp = rng.integers(-1, 5, size=(6, 35))
         eager = WordErrorRate(separator=0)
         eager.update_state(truth, hyp)
-        compiled = WordErrorRate(separator=0)
-        spec = tf.TensorSpec((None, None), tf.int64)
+        expected = float(eager.result())
+        assert 0.0 < expected < 2.0
+        metric = WordErrorRate(separator=0)
+        # The stateless API is how Keras's trainers update metrics compiled.
+        int_dtype = _ctc_metrics._int_dtype()
 
-        @tf.function(input_signature=[spec, spec], autograph=False)
         def step(a, b):
-            compiled.update_state(a, b)
-            return compiled.result()
+            state = metric.stateless_update_state(metric.variables, a, b)
+            return metric.stateless_result(state)
 
-        assert float(step(truth, hyp)) == float(eager.result())
+        step = shape_polymorphic(step, int_dtype)
+        rate = step(truth.astype(int_dtype), hyp.astype(int_dtype))
+        assert float(keras.ops.convert_to_numpy(rate)) == expected
 
     def test_config_roundtrip(self):
         """serialize/deserialize keeps separator, pad_value and name."""

@@ -15,8 +15,11 @@ One convention everywhere, whatever the backend:
   wrong number; the loss is never negative;
 * float16 / mixed precision inputs are computed in float32.
 
-On the TensorFlow backend the loss runs TensorFlow's native CTC kernel
-(sparse labels, `_tf_compat`); elsewhere `keras.ops.ctc_loss`.
+Each backend runs its fastest kernel: TensorFlow's native CTC kernel with
+sparse labels (`_tf_compat`), torch's `torch.nn.functional.ctc_loss` called
+directly (`_torch_compat`), and on JAX `keras.ops.ctc_loss` compiled with
+`jax.jit` together with the work around it (`_jax_compat`); any other backend
+runs `keras.ops.ctc_loss`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import _tf_compat
+from . import _jax_compat, _tf_compat, _torch_compat
 from ._bases import SerializableLayer, SerializableLoss
 
 EPSILON = 1e-7  # Keras 2's ctc_batch_cost: log(y_pred + epsilon())
@@ -82,14 +85,20 @@ def _check_ranks(labels: Any, y_pred: Any, where: str) -> None:
         raise ValueError(message)
 
 
-def _is_concrete(*values: Any) -> bool:
-    """True when the values exist (eager), so they can be checked in Python."""
+def _to_numpy(value: Any) -> np.ndarray:
+    try:  # the fast path: NumPy, CPU torch, JAX and eager TensorFlow arrays
+        return np.asarray(value)
+    except Exception:  # e.g. a torch tensor on another device
+        return np.asarray(ops.convert_to_numpy(value))
+
+
+def _concrete(*values: Any) -> list[np.ndarray] | None:
+    """The values as NumPy arrays when they exist (eager), else None."""
     try:
-        for value in values:
-            ops.convert_to_numpy(value)
-    except Exception:
-        return False
-    return True
+        arrays = [_to_numpy(value) for value in values]
+    except Exception:  # symbolic: a tf.function graph or a jax.jit trace
+        return None
+    return None if any(a.dtype == object for a in arrays) else arrays
 
 
 def _validate_values(
@@ -97,30 +106,48 @@ def _validate_values(
     label_length: Any,
     input_length: Any,
     num_classes: int,
+    steps: int,
     blank: int,
     zero_infinity: bool,
     where: str,
 ) -> None:
-    """Check label values eagerly; inside a compiled step they are symbolic."""
-    if not _is_concrete(labels, label_length, input_length):
+    """Check lengths and label values eagerly; inside a compiled step they are symbolic.
+
+    One pass of vectorised checks on the common (valid) path; the messages
+    are worked out only when something is wrong.
+    """
+    arrays = _concrete(labels, label_length, input_length)
+    if arrays is None:
         return
-    labels_np = np.asarray(ops.convert_to_numpy(labels))
-    lengths = np.asarray(ops.convert_to_numpy(label_length))
-    inputs = np.asarray(ops.convert_to_numpy(input_length))
+    labels_np, lengths, inputs = arrays
+    for name, values, most in (
+        ("label_length", lengths, labels_np.shape[1]),
+        ("input_length", inputs, steps),
+    ):
+        if values.size and (values.min() < 0 or values.max() > most):
+            value = values[(values < 0) | (values > most)][0]
+            message = (
+                f"{where} argument '{name}' must be within [0, {most}] (the "
+                f"{'label' if name == 'label_length' else 'time'} axis). Received: "
+                f"{name} value {int(value)}. Pass lengths that fit the padded "
+                "arrays."
+            )
+            raise ValueError(message)
     if labels_np.size == 0:
         return
-    positions = np.arange(labels_np.shape[1])[None, :] < lengths[:, None]
-    real = labels_np[positions]
-    bad = real[(real < 0) | (real >= num_classes)]
-    if bad.size:
-        message = (
-            f"{where} argument 'labels' must hold class indices in [0, "
-            f"{num_classes}) within each label length. Received: label value "
-            f"{int(bad[0])}. Check the label encoding, or pass label_length / "
-            "label_pad_value so padding is not read as a label."
-        )
-        raise ValueError(message)
-    if np.any(real == blank):
+    positions = np.arange(labels_np.shape[1]) < lengths[:, None]
+    invalid = (labels_np < 0) | (labels_np >= num_classes) | (labels_np == blank)
+    if np.any(invalid & positions):
+        real = labels_np[positions]
+        bad = real[(real < 0) | (real >= num_classes)]
+        if bad.size:
+            message = (
+                f"{where} argument 'labels' must hold class indices in [0, "
+                f"{num_classes}) within each label length. Received: label value "
+                f"{int(bad[0])}. Check the label encoding, or pass label_length / "
+                "label_pad_value so padding is not read as a label."
+            )
+            raise ValueError(message)
         message = (
             f"{where} argument 'labels' must not contain the blank class: expected "
             f"labels other than blank_index={blank}. Received: a label equal to "
@@ -178,7 +205,8 @@ def ctc_loss(
     Raises:
         ValueError: For wrong ranks, a blank index out of range, and (when the
             values are known, i.e. eagerly) labels out of range, equal to the
-            blank, or too long for their input without `zero_infinity`.
+            blank, or too long for their input without `zero_infinity`, and
+            label or input lengths outside the padded arrays.
 
     Example:
 
@@ -238,11 +266,55 @@ def _ctc_loss(
     else:
         input_length = _lengths(input_length, batch, "input_length", where)
     _validate_values(
-        labels, label_length, input_length, num_classes, blank, zero_infinity, where
+        labels,
+        label_length,
+        input_length,
+        num_classes,
+        y_pred.shape[1],
+        blank,
+        zero_infinity,
+        where,
     )
     log_probs = ops.cast(y_pred, "float32")
     if not from_logits:
         log_probs = ops.log(log_probs + EPSILON)
+    if _torch_compat.available():
+        return _torch_compat.ctc_loss_native(
+            labels, log_probs, label_length, input_length, blank, zero_infinity
+        )
+    if _tf_compat.available():
+        return _guarded_loss(
+            _tf_native_loss,
+            labels,
+            log_probs,
+            label_length,
+            input_length,
+            blank,
+            zero_infinity,
+        )
+    loss_fn = _keras_loss
+    if _jax_compat.available():
+        loss_fn = _jax_compat.jit(_keras_loss, ("blank", "zero_infinity"))
+    return loss_fn(
+        labels,
+        log_probs,
+        label_length,
+        input_length,
+        blank=blank,
+        zero_infinity=zero_infinity,
+    )
+
+
+def _guarded_loss(
+    kernel: Any,
+    labels: Any,
+    log_probs: Any,
+    label_length: Any,
+    input_length: Any,
+    blank: int,
+    zero_infinity: bool,
+) -> Any:
+    """Run `kernel` with pads replaced, `zero_infinity` applied, never negative."""
     # Padding inside the label length is what the kernels read; outside it,
     # replace pads by a valid class so no backend trips over -1.
     positions = ops.arange(ops.shape(labels)[1])[None, :]
@@ -257,14 +329,24 @@ def _ctc_loss(
         # An empty label is always alignable: compute something finite for
         # impossible rows, then zero it; a NaN/inf branch would poison grads.
         label_length = ops.where(feasible, label_length, 0)
-    if _tf_compat.available():
-        loss = _tf_native_loss(labels, log_probs, label_length, input_length, blank)
-    else:
-        # keras.ops.ctc_loss handles empty labels itself on JAX and torch.
-        loss = _keras_ctc(labels, log_probs, label_length, input_length, blank)
+    loss = kernel(labels, log_probs, label_length, input_length, blank)
     if feasible is not None:
         loss = ops.where(feasible, loss, ops.zeros_like(loss))
     return ops.maximum(loss, 0.0)
+
+
+def _keras_loss(
+    labels: Any,
+    log_probs: Any,
+    label_length: Any,
+    input_length: Any,
+    blank: int,
+    zero_infinity: bool,
+) -> Any:
+    """`keras.ops.ctc_loss` with the library's conventions (JAX and others)."""
+    return _guarded_loss(
+        _keras_ctc, labels, log_probs, label_length, input_length, blank, zero_infinity
+    )
 
 
 def _tf_native_loss(

@@ -31,6 +31,13 @@ from ._bases import SerializableMetric
 # every product within int32 (a 31-bit clash).
 _HASH_64 = ((2_147_483_647, 1_000_003), (2_147_483_629, 998_244_353))
 _HASH_32 = ((46_337, 31_337), (46_327, 27_183))
+# `_exact_cumsum` sums 11-bit digits in int32, exact for rows of up to 2**20
+# labels; with the int32 moduli the row's hash sum itself must stay in int32.
+_DIGIT_BITS = 11
+_MAX_ROW = {
+    "int64": 1 << (31 - _DIGIT_BITS),
+    "int32": (2**31 - 1) // max(modulus for modulus, _ in _HASH_32),
+}
 
 
 @functools.cache
@@ -208,6 +215,26 @@ def _powers(base: int, modulus: int, count: Any, bits: int) -> Any:
     return result
 
 
+def _exact_cumsum(term: Any) -> Any:
+    """Cumulative sum along axis 1 of ints in `[0, 2**31)`, exact in their dtype.
+
+    `keras.ops.cumsum` cannot be trusted with int64: off TensorFlow, Keras's
+    dtype rules map 64-bit types to 32-bit, so on torch (and JAX with x64) it
+    returns an int32 sum that wraps around. So each term is split into three
+    11-bit digits, each digit column is summed in int32 (exact while a row
+    holds fewer than `2**20` terms) and the partial sums are recombined in the
+    terms' own dtype with plain arithmetic, which keeps it.
+    """
+    dtype = keras.backend.standardize_dtype(term.dtype)
+    digit = 1 << _DIGIT_BITS
+    total = None
+    for shift in (2 * _DIGIT_BITS, _DIGIT_BITS, 0):
+        column = ops.cast(term // (1 << shift) % digit, "int32")
+        partial = ops.cast(ops.cumsum(column, axis=1), dtype)
+        total = partial if total is None else total * digit + partial
+    return total
+
+
 def _first_columns(mask: Any, position: Any, width: Any) -> Any:
     """The positions where `mask` holds, in order, moved to the front of a row."""
     return ops.argsort(ops.where(mask, position, position + width), axis=1)
@@ -221,8 +248,16 @@ def _word_ids(values: Any, pad_value: int, separator: int) -> Any:
     power), each summed over the whole row and then shifted back by the word's
     start, so no loop over positions is needed.
     """
-    length = _sequence_lengths(values, pad_value)
     width = ops.shape(values)[1]
+    longest = _MAX_ROW[_int_dtype()]
+    if isinstance(width, int) and width > longest:
+        message = (
+            f"WordErrorRate: label rows must hold at most {longest} labels on the "
+            f"{keras.backend.backend()!r} backend, for word ids to be exact. "
+            f"Received: rows of {width} labels. Score shorter segments."
+        )
+        raise ValueError(message)
+    length = _sequence_lengths(values, pad_value)
     position = ops.arange(width, dtype="int32")[None, :]
     token = ops.logical_and(position < length[:, None], values != separator)
     nothing = ops.zeros_like(token[:, :1])
@@ -244,7 +279,7 @@ def _word_ids(values: Any, pad_value: int, separator: int) -> Any:
         inverse = _powers(pow(base, -1, modulus), modulus, width, bits)
         # Labels shifted to >= 1, so that a leading 0 still changes the hash.
         term = ops.where(token, (values + 1) % modulus * power[None, :] % modulus, 0)
-        inclusive = ops.cumsum(term, axis=1)  # < L * modulus: no overflow
+        inclusive = _exact_cumsum(term)  # < L * modulus: no overflow
         exclusive = inclusive - term
         total = ops.take_along_axis(inclusive, ends, axis=1) - ops.take_along_axis(
             exclusive, starts, axis=1
@@ -370,7 +405,8 @@ class WordErrorRate(_ErrorRate, package="serializable"):
         TypeError: if `separator` or `pad_value` is not an int.
         ValueError: if `separator` is negative or equals `pad_value` (it would
             be read as padding), and from `update_state` for inputs that are
-            not rank 2.
+            not rank 2 or rows too long for exact word ids (more than 2**20
+            labels; 46,344 on JAX without x64).
 
     Example:
 
