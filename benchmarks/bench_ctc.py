@@ -20,7 +20,7 @@ cannot take any other). CPU, TensorFlow backend. Rows, each "ours / reference":
 - decoding, eager, on the same logits (width 10, top_paths 1):
   - `ctc_beam_search_numpy` (what the JAX and torch backends use) against
     TensorFlow's native `tf.nn.ctc_beam_search_decoder`, reached through
-    `_tf_compat.ctc_beam_search_native` under `tf.function`, both from the
+    `tensorflow_ops.ctc_beam_search_native` under `tf.function`, both from the
     same numpy log-probabilities to dense numpy paths (target <= 2.00x);
   - `ctc_decode(strategy="beam_search")` (TensorFlow's native decoder on this
     backend) and `ctc_decode(strategy="greedy")` against the same
@@ -75,7 +75,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _harness import Row, ms, print_header  # noqa: E402
 
-from serializable import _tf_compat  # noqa: E402
+from serializable._backends import tensorflow_ops  # noqa: E402
 from serializable.ctc import CTCLayer, ctc_loss  # noqa: E402
 
 BATCH = 32
@@ -285,7 +285,7 @@ def beam_sides(
     data: Data, ctc_beam_search_numpy: Callable[..., Any]
 ) -> dict[str, Callable[[], Any]]:
     native = tf.function(
-        lambda log_probs, lengths: _tf_compat.ctc_beam_search_native(
+        lambda log_probs, lengths: tensorflow_ops.ctc_beam_search_native(
             log_probs, lengths, BEAM_WIDTH, 1, BLANK
         ),
         input_signature=[

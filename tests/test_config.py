@@ -394,17 +394,34 @@ class TestPublicSurface:
         for name in serializable.__all__:
             assert hasattr(serializable, name)
 
-    def test_library_imports_no_tensorflow(self):
-        """Library code uses keras/keras.ops/numpy only; TensorFlow only in its compat module."""
+    def test_backend_specific_code_lives_in_backends(self):
+        """Library code uses keras/keras.ops/numpy; a backend only in serializable._backends."""
         import pathlib
         import re
 
         src = pathlib.Path(serializable.__file__).parent
-        pattern = r"^\s*(import|from)\s+(tensorflow|tf_keras|pickle)\b"
+        homes = {
+            "tensorflow": "tensorflow_ops.py",
+            "tf_keras": None,
+            "jax": "jax_ops.py",
+            "torch": "torch_ops.py",
+            "pickle": None,
+        }
+        for package, home in homes.items():
+            pattern = rf"^\s*(import|from)\s+{package}\b"
+            offenders = [
+                str(p.relative_to(src))
+                for p in src.rglob("*.py")
+                if re.search(pattern, p.read_text(), re.M) and p.name != home
+            ]
+            assert offenders == [], package
+            if home is not None:
+                assert re.search(pattern, (src / "_backends" / home).read_text(), re.M)
+        # Decisions on the backend are made in _backends only.
+        decides = re.compile(r"backend\(\)\s*(==|!=|in\b)")
         offenders = [
-            p.name
+            str(p.relative_to(src))
             for p in src.rglob("*.py")
-            if re.search(pattern, p.read_text(), re.M) and p.name != "_tf_compat.py"
+            if decides.search(p.read_text()) and p.parent.name != "_backends"
         ]
         assert offenders == []
-        assert not re.search(r"\bpickle\b", (src / "_tf_compat.py").read_text())

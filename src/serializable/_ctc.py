@@ -16,9 +16,9 @@ One convention everywhere, whatever the backend:
 * float16 / mixed precision inputs are computed in float32.
 
 Each backend runs its fastest kernel: TensorFlow's native CTC kernel with
-sparse labels (`_tf_compat`), torch's `torch.nn.functional.ctc_loss` called
-directly (`_torch_compat`), and on JAX `keras.ops.ctc_loss` compiled with
-`jax.jit` together with the work around it (`_jax_compat`); any other backend
+sparse labels (`tensorflow_ops`), torch's `torch.nn.functional.ctc_loss` called
+directly (`torch_ops`), and on JAX `keras.ops.ctc_loss` compiled with
+`jax.jit` together with the work around it (`jax_ops`); any other backend
 runs `keras.ops.ctc_loss`.
 """
 
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import _jax_compat, _tf_compat, _torch_compat
+from ._backends import jax_ops, tensorflow_ops, torch_ops
 from ._bases import SerializableLayer, SerializableLoss
 
 EPSILON = 1e-7  # Keras 2's ctc_batch_cost: log(y_pred + epsilon())
@@ -278,11 +278,11 @@ def _ctc_loss(
     log_probs = ops.cast(y_pred, "float32")
     if not from_logits:
         log_probs = ops.log(log_probs + EPSILON)
-    if _torch_compat.available():
-        return _torch_compat.ctc_loss_native(
+    if torch_ops.available():
+        return torch_ops.ctc_loss_native(
             labels, log_probs, label_length, input_length, blank, zero_infinity
         )
-    if _tf_compat.available():
+    if tensorflow_ops.available():
         return _guarded_loss(
             _tf_native_loss,
             labels,
@@ -293,8 +293,8 @@ def _ctc_loss(
             zero_infinity,
         )
     loss_fn = _keras_loss
-    if _jax_compat.available():
-        loss_fn = _jax_compat.jit(_keras_loss, ("blank", "zero_infinity"))
+    if jax_ops.available():
+        loss_fn = jax_ops.jit(_keras_loss, ("blank", "zero_infinity"))
     return loss_fn(
         labels,
         log_probs,
@@ -365,7 +365,7 @@ def _tf_native_loss(
     all_blank = -ops.sum(ops.where(frames, blank_log_probs, 0.0), axis=1)
     first = ops.where(empty, filler, labels[:, 0])
     labels = ops.concatenate([first[:, None], labels[:, 1:]], axis=1)
-    loss = _tf_compat.ctc_loss_native(
+    loss = tensorflow_ops.ctc_loss_native(
         labels,
         log_probs,
         ops.where(empty, 1, label_length),

@@ -9,7 +9,7 @@ and the blank is whatever `blank_index` says, for both strategies.
 
 * Greedy decoding is plain `keras.ops`, so it runs compiled on every backend.
 * Beam search is a CTC *prefix* beam search. On TensorFlow it runs
-  TensorFlow's native decoder (`_tf_compat`), inside graphs too; elsewhere it
+  TensorFlow's native decoder (`tensorflow_ops`), inside graphs too; elsewhere it
   runs the NumPy decoder below, eagerly (Keras's own port takes ~35 s at
   B=32, T=200, C=30, width 10; this one a fraction of a second).
 """
@@ -22,7 +22,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from . import _tf_compat
+from . import _backends
+from ._backends import tensorflow_ops
 from ._bases import SerializableLayer
 from ._ctc import EPSILON, _lengths, _resolve_blank, check_y_pred_rank
 
@@ -232,17 +233,17 @@ def _ctc_decode(
         rest = ops.full((batch, top_paths - 1), float("-inf"), dtype="float32")
         return paths, ops.concatenate([first, rest], axis=1)
     if implementation == "auto":
-        implementation = "native" if _tf_compat.available() else "numpy"
+        implementation = "native" if tensorflow_ops.available() else "numpy"
     if implementation == "native":
-        if not _tf_compat.available():
+        if not tensorflow_ops.available():
             message = (
                 f"{where}: implementation='native' is TensorFlow's beam decoder, "
                 "so it needs the TensorFlow backend. Received: "
-                f"implementation='native' on the {keras.backend.backend()!r} "
+                f"implementation='native' on the {_backends.name()!r} "
                 "backend. Use implementation='auto'."
             )
             raise ValueError(message)
-        paths, scores = _tf_compat.ctc_beam_search_native(
+        paths, scores = tensorflow_ops.ctc_beam_search_native(
             log_probs, input_length, beam_width, top_paths, blank
         )
         return ops.cast(paths, "int32"), ops.cast(scores, "float32")
@@ -253,7 +254,7 @@ def _ctc_decode(
         message = (
             f"{where}: NumPy beam search runs eagerly and needs concrete values. "
             f"Received: symbolic y_pred inside a compiled function on the "
-            f"{keras.backend.backend()!r} backend. Call it eagerly (compile the "
+            f"{_backends.name()!r} backend. Call it eagerly (compile the "
             "model with jit_compile=False), or use strategy='greedy'."
         )
         raise ValueError(message) from err

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from . import _backends
 from ._bases import SerializableMetric
 
 # Word ids are two polynomial hashes packed into one int: (modulus, base)
@@ -253,7 +254,7 @@ def _word_ids(values: Any, pad_value: int, separator: int) -> Any:
     if isinstance(width, int) and width > longest:
         message = (
             f"WordErrorRate: label rows must hold at most {longest} labels on the "
-            f"{keras.backend.backend()!r} backend, for word ids to be exact. "
+            f"{_backends.name()!r} backend, for word ids to be exact. "
             f"Received: rows of {width} labels. Score shorter segments."
         )
         raise ValueError(message)

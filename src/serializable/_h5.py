@@ -42,6 +42,7 @@ import numpy as np
 from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
 from keras.src.saving import object_registration, serialization_lib
 
+from . import _backends
 from ._errors import FormatLimitError, ModelFileError
 from ._inspect import MANIFEST_H5, FileContents
 
@@ -319,20 +320,7 @@ def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Data
     return dataset
 
 
-def _array(variable: Any) -> np.ndarray:
-    """A variable's value as a NumPy array, without a copy where possible.
-
-    On TensorFlow the array is a read-only view of the tensor read from the
-    variable: a snapshot, since a later assignment copies on write. Keras's
-    `convert_to_numpy` copies the value twice (`np.array` of the variable's
-    own copying `numpy()`), more than half of Keras's own `.h5` save of a
-    large model.
-    """
-    # A Keras variable's `value` is the backend's; a tf.Variable has read_value.
-    read = getattr(getattr(variable, "value", None), "read_value", None)
-    if read is not None and keras.backend.backend() == "tensorflow":
-        return np.asarray(read())
-    return np.asarray(keras.ops.convert_to_numpy(variable))
+_array = _backends.array_view
 
 
 # ---------------------------------------------------------------------------
@@ -440,7 +428,7 @@ class Unfilled:
         from keras.src.backend.common import global_state
         from keras.src.backend.common.stateless_scope import in_stateless_scope
 
-        tested = keras.backend.backend() == "tensorflow"
+        tested = _backends.creates_unfilled_variables()
         if not (enabled and tested) or in_stateless_scope():
             yield False
             return
