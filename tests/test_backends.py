@@ -371,8 +371,8 @@ class TestCrossBackend:
         info = json.loads((folder / "index.json").read_text())
         assert info["backend"] == source
         entry = info["blocks"][feature]
-        data = np.load(folder / f"{entry['file']}.npz", allow_pickle=False)
-        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+        with np.load(folder / f"{entry['file']}.npz", allow_pickle=False) as data:
+            arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
         n_in, n_out = entry["inputs"], entry["outputs"]
         inputs, outputs, weights = (
             arrays[:n_in],
@@ -398,8 +398,8 @@ class TestCrossBackend:
         # Optimizer state, by value: training resumes where it stopped. (Not
         # `iterations == 1`: under mixed_float16 the first step may overflow
         # and be skipped by the loss-scale optimizer.)
-        saved_slots = np.load(folder / f"{entry['file']}.optimizer.npz")
-        slots = [saved_slots[f"arr_{i}"] for i in range(len(saved_slots.files))]
+        with np.load(folder / f"{entry['file']}.optimizer.npz") as saved_slots:
+            slots = [saved_slots[f"arr_{i}"] for i in range(len(saved_slots.files))]
         restored = model.optimizer.variables if model.compiled else []
         assert len(slots) > 1 or not model.compiled  # iterations + Adam's slots
         assert len(restored) == len(slots)

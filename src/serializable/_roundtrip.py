@@ -1190,8 +1190,8 @@ try:
     else:
         load_model = keras.models.load_model
     model = load_model(request["file"])
-    data = np.load(request["inputs"], allow_pickle=False)
-    arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    with np.load(request["inputs"], allow_pickle=False) as data:
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
     outputs = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
     flat = [np.asarray(keras.ops.convert_to_numpy(t))
             for t in keras.tree.flatten(outputs)]
@@ -1309,8 +1309,8 @@ def _check_fresh_process(
             )
         problems.append(f"{where} could not load the file: {outcome['error']}{hint}")
         return
-    data = np.load(outputs_file, allow_pickle=False)
-    got = [data[f"arr_{i}"] for i in range(len(data.files))]
+    with np.load(outputs_file, allow_pickle=False) as data:
+        got = [data[f"arr_{i}"] for i in range(len(data.files))]
     flat_expected = keras.tree.flatten(expected)
     for index, (x, y) in enumerate(zip(flat_expected, got, strict=False)):
         a_tol, r_tol = atol, rtol
