@@ -94,7 +94,7 @@ def render(results: dict[str, dict]) -> str:
         "n/a: does not apply (a file saved under a backend is reloaded under the "
         "others).",
     ]
-    text += [f"[{i}] {note}" for i, note in enumerate(notes, 1)]
+    text += [f"- [{i}] {note}" for i, note in enumerate(notes, 1)]
     return "\n".join([*text, "", END])
 
 
