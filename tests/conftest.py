@@ -57,6 +57,37 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def compiled():
+    """`compiled(fn, jit_compile)`: `fn` compiled the way Keras compiles a step.
+
+    TensorFlow: `tf.function`, with XLA when `jit_compile`; JAX: `jax.jit`
+    (Keras runs JAX eagerly when not compiling with XLA). Keras runs torch
+    eagerly (`jit_compile="auto"` is eager there), so there is no symbolic
+    trace to check on torch: the eager tests cover it, and this skips.
+    """
+
+    def _compiled(fn, jit_compile):
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return tf.function(fn, jit_compile=jit_compile, autograph=False)
+        if backend == "jax":
+            if not jit_compile:
+                pytest.skip(
+                    "JAX compiles only with XLA (jax.jit); jit_compile=False is eager"
+                )
+            import jax
+
+            return jax.jit(fn)
+        pytest.skip(
+            f"Keras runs the {backend!r} backend eagerly: nothing symbolic to check"
+        )
+
+    return _compiled
+
+
 # ---------------------------------------------------------------------------
 # The README's compatibility table: what the `compat`-marked tests showed
 # ---------------------------------------------------------------------------

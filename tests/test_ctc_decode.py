@@ -20,30 +20,6 @@ needs_tf = pytest.mark.skipif(
 )
 
 
-def compiled(fn, jit_compile):
-    """`fn` compiled the way Keras compiles a step on this backend.
-
-    TensorFlow: `tf.function`, with XLA when `jit_compile`; JAX: `jax.jit`
-    (Keras runs JAX eagerly when not compiling with XLA). Keras runs torch
-    eagerly (`jit_compile="auto"` is eager there), so there is no symbolic
-    trace to check on torch: the eager tests cover it.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        return tf.function(fn, jit_compile=jit_compile, autograph=False)
-    if backend == "jax":
-        if not jit_compile:
-            pytest.skip(
-                "JAX compiles only with XLA (jax.jit); jit_compile=False is eager"
-            )
-        import jax
-
-        return jax.jit(fn)
-    pytest.skip(
-        f"Keras runs the {backend!r} backend eagerly: nothing symbolic to check"
-    )
-
-
 def log_softmax(x):
     x = np.asarray(x, dtype=np.float64)
     x = x - x.max(axis=-1, keepdims=True)
@@ -160,7 +136,7 @@ class TestGreedy:
         assert unpad(np.asarray(paths)[0, 0]) == [1, 1, 1, 2, 2]
 
     @pytest.mark.parametrize("jit_compile", [False, True])
-    def test_compiles(self, rng, jit_compile):
+    def test_compiles(self, rng, jit_compile, compiled):
         """Greedy decoding runs compiled (tf.function, XLA, jax.jit) with the eager result."""
         logits = rng.normal(size=(4, 10, 5)).astype("float32")
         lengths = np.array([10, 3, 0, 7])
@@ -331,7 +307,7 @@ class TestBeamSearch:
         np.testing.assert_array_equal(from_probs, expected)
         np.testing.assert_array_equal(masked, expected)
 
-    def test_numpy_refuses_symbolic_inputs(self, rng):
+    def test_numpy_refuses_symbolic_inputs(self, rng, compiled):
         """The NumPy decoder inside a compiled function fails with a message saying how to fix it."""
         logits = rng.normal(size=(2, 6, 4)).astype("float32")
         decode = compiled(

@@ -18,30 +18,6 @@ from serializable.ctc import CharacterErrorRate, WordErrorRate, edit_distance
 tf = pytest.importorskip("tensorflow")
 
 
-def compiled(fn, jit_compile):
-    """`fn` compiled the way Keras compiles a step on this backend.
-
-    TensorFlow: `tf.function`, with XLA when `jit_compile`; JAX: `jax.jit`
-    (Keras runs JAX eagerly when not compiling with XLA). Keras runs torch
-    eagerly (`jit_compile="auto"` is eager there), so there is no symbolic
-    trace to check on torch: the eager tests cover it.
-    """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        return tf.function(fn, jit_compile=jit_compile, autograph=False)
-    if backend == "jax":
-        if not jit_compile:
-            pytest.skip(
-                "JAX compiles only with XLA (jax.jit); jit_compile=False is eager"
-            )
-        import jax
-
-        return jax.jit(fn)
-    pytest.skip(
-        f"Keras runs the {backend!r} backend eagerly: nothing symbolic to check"
-    )
-
-
 def shape_polymorphic(fn, dtype):
     """`fn` of two (batch, length) int batches, traced once for unknown widths.
 
@@ -172,7 +148,7 @@ class TestEditDistance:
         )
 
     @pytest.mark.parametrize("jit_compile", [False, True])
-    def test_compiled_matches_eager(self, rng, jit_compile):
+    def test_compiled_matches_eager(self, rng, jit_compile, compiled):
         """Compiled (tf.function, XLA, jax.jit) the distances are the same as eagerly."""
         truth = rng.integers(-1, 6, size=(8, 30))
         hyp = rng.integers(-1, 6, size=(8, 25))

@@ -293,7 +293,7 @@ def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> No
     positions = [next(i for i, w in enumerate(order) if w is v) for v in weights]
     group.attrs[WEIGHT_INDEX] = np.asarray(positions, dtype="int64")
     for encoded, variable in zip(names, weights, strict=True):
-        value = _array(variable)
+        value = _backends.array_view(variable)
         dataset = _write_array(group, encoded, value)
         # A checksum of every weight: a flipped bit becomes a clear error at
         # load instead of a silently different model (.h5 has none of its own).
@@ -308,7 +308,7 @@ def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
     names = [str(variable.path).encode("utf8") for variable in variables]
     legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
     for encoded, variable in zip(names, variables, strict=True):
-        _write_array(group, encoded, _array(variable))
+        _write_array(group, encoded, _backends.array_view(variable))
 
 
 def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Dataset:
@@ -318,9 +318,6 @@ def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Data
     else:
         dataset[()] = value
     return dataset
-
-
-_array = _backends.array_view
 
 
 # ---------------------------------------------------------------------------

@@ -948,9 +948,9 @@ def _compare_variable(a: Any, b: Any, problems: list[str]) -> None:
 
 def _numpy(variable: Any) -> np.ndarray:
     """A variable's value as NumPy, without Keras's two copies where possible."""
-    from ._h5 import _array
+    from ._backends import array_view
 
-    return _array(variable)
+    return array_view(variable)
 
 
 def _weight_label(variable: Any) -> str:
