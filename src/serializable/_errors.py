@@ -8,6 +8,45 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Where the documentation site lives. Messages link to a page (and anchor)
+# there instead of citing internal ids. Page names are the file names under
+# docs/ without ".md"; the anchors of the pitfall catalog (docs/pitfalls.md)
+# are listed in PITFALL_ANCHORS.
+DOCS_ROOT = "https://keras-serializable.github.io/keras-serializable"
+
+# The known Keras failures the library removes, by the anchor of their section
+# in docs/pitfalls.md. Code refers to them by anchor, never by number.
+PITFALL_ANCHORS = (
+    "constructor-arguments",
+    "get-config-returns-objects",
+    "child-built-twice",
+    "tuples",
+    "numpy-values",
+    "subclassed-models-in-h5",
+    "string-losses-in-h5",
+    "built-in-loss-settings",
+    "losses-metrics-schedules",
+    "non-weight-state",
+    "shared-layers-tied-weights",
+    "mask-ops-in-h5",
+    "mutated-arguments",
+    "name-clashes",
+    "optimizer-state-in-h5",
+    "missing-kwargs",
+    "mixed-precision-optimizer",
+    "lambda-layers",
+    "duplicate-weight-names",
+    "registered-only-in-tests",
+    "keras-2-files",
+    "functional-subclass-arguments",
+)
+
+
+def docs_url(page: str, anchor: str | None = None) -> str:
+    """The documentation URL of `page` (a docs/ file name without `.md`)."""
+    url = f"{DOCS_ROOT}/{page}/"
+    return f"{url}#{anchor}" if anchor else url
+
 __all__ = [
     "ConfigDecodeError",
     "ConfigVersionError",
