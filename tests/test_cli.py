@@ -390,7 +390,8 @@ class TestCheck:
         missing = run("check", path)
         assert missing.code == 2
         assert f"'{package}>CliScale' (CliScale from module {module})" in missing.err
-        assert f"On the command line: --import {module}" in missing.err
+        assert f"on the command line: --import {module}" in missing.err
+        assert "Only if you trust the file" in missing.err
         assert "Traceback" not in missing.err
         result = run("check", path, "--import", module)
         assert result.code == 0, result.out + result.err

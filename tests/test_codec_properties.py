@@ -19,11 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from serializable import register_keras_serializable
 from serializable._codec import TAG, Where, decode, encode, snapshot
 
 SETTINGS = settings(max_examples=200, deadline=None)
 
 
+@register_keras_serializable(package="test_codec_properties")
 class Colour(enum.Enum):
     RED = "red"
     GREEN = 2
@@ -31,16 +33,19 @@ class Colour(enum.Enum):
     CRIMSON = "red"  # an alias: Colour.CRIMSON is Colour.RED
 
 
+@register_keras_serializable(package="test_codec_properties")
 class Priority(enum.IntEnum):
     LOW = 1
     HIGH = 2
 
 
+@register_keras_serializable(package="test_codec_properties")
 class Shade(str, enum.Enum):
     DARK = "dark"
     LIGHT = "light"
 
 
+@register_keras_serializable(package="test_codec_properties")
 class Access(enum.Flag):
     READ = 1
     WRITE = 2

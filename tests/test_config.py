@@ -13,11 +13,13 @@ import serializable
 from serializable import SerializableLayer, register_keras_serializable
 
 
+@register_keras_serializable(package="test_config")
 class Mode(enum.Enum):
     FAST = "fast"
     SLOW = "slow"
 
 
+@register_keras_serializable(package="test_config")
 class Level(enum.IntEnum):
     LOW = 1
     HIGH = 2

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import enum
 import inspect
-import sys
 import types
 import warnings
 from typing import Any
@@ -182,6 +181,8 @@ def _enum_name(cls: type) -> str:
 
 
 def _check_enum(value: enum.Enum, where: Where) -> None:
+    """Only registered Enums: loading finds an Enum class by its registered
+    name alone, never through a module a file names."""
     cls = type(value)
     if _is_registered(cls):
         return
@@ -189,10 +190,18 @@ def _check_enum(value: enum.Enum, where: Where) -> None:
         _fail(
             where,
             value,
-            "a member of a module-level or registered Enum",
+            "a member of a registered, module-level Enum",
             f"Move {cls.__name__} to module level in an importable module, "
-            "or register it with @serializable.register_keras_serializable().",
+            "and register it with @serializable.register_keras_serializable().",
         )
+    _fail(
+        where,
+        value,
+        "a member of a registered Enum",
+        f"Decorate class {cls.__qualname__} with "
+        "@serializable.register_keras_serializable(): loading finds Enum classes "
+        "by registered name only, never through a module a file names.",
+    )
 
 
 def _check_array(value: np.ndarray | np.generic, where: Where) -> None:
@@ -392,72 +401,187 @@ def decode(value: Any) -> Any:
     return value
 
 
+def _bad_tag(value: dict[str, Any], expected: str) -> ConfigDecodeError:
+    kind = value.get(TAG)
+    message = (
+        f"Cannot decode a saved {kind!r} value: expected {expected}. Received: "
+        f"{_short_repr(value)}. The file is corrupted or was not written by "
+        "keras-serializable; do not load it."
+    )
+    return ConfigDecodeError(message)
+
+
+def _items(value: dict[str, Any]) -> list[Any]:
+    items = value.get("items")
+    if type(items) is not list:
+        raise _bad_tag(value, "an 'items' list")
+    return items
+
+
 def _decode_tuple(value: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(decode(item) for item in value["items"])
+    return tuple(decode(item) for item in _items(value))
 
 
 def _decode_dict(value: dict[str, Any]) -> dict[Any, Any]:
-    return {_hashable(decode(key)): decode(item) for key, item in value["items"]}
+    out: dict[Any, Any] = {}
+    for pair in _items(value):
+        if type(pair) is not list or len(pair) != 2:
+            raise _bad_tag(value, "'items' of [key, value] pairs")
+        key = _hashable(decode(pair[0]))
+        try:
+            out[key] = decode(pair[1])
+        except TypeError as err:
+            if "unhashable" not in str(err):
+                raise
+            raise _bad_tag(value, "keys that can be dict keys") from err
+    return out
 
 
 def _hashable(key: Any) -> Any:
     return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
 
 
+# Tagged arrays: the dtypes `encode` writes, with bounded item sizes, and at
+# most as many elements as the file holds values (or bytes) for.
+_MAX_ITEMSIZE = 1 << 20
+_MAX_NDIM = 32
+
+
+def _array_dtype(value: dict[str, Any]) -> np.dtype[Any]:
+    name = value.get("dtype")
+    if type(name) is not str or len(name) > 32:
+        raise _bad_tag(value, "a dtype name")
+    try:
+        dtype = np.dtype(name)
+    except (TypeError, ValueError) as err:
+        raise _bad_tag(value, "a numpy dtype name") from err
+    if (
+        dtype.kind not in _ARRAY_DTYPE_KINDS
+        or dtype.fields is not None
+        or dtype.subdtype is not None
+        or dtype.itemsize > _MAX_ITEMSIZE
+    ):
+        raise _bad_tag(
+            value,
+            "a bool, int, float, complex or string dtype of at most "
+            f"{_MAX_ITEMSIZE:,} bytes per item",
+        )
+    return dtype
+
+
+def _array_shape(value: dict[str, Any]) -> tuple[int, ...]:
+    shape = value.get("shape")
+    if (
+        type(shape) is not list
+        or len(shape) > _MAX_NDIM
+        or not all(type(d) is int and d >= 0 for d in shape)
+    ):
+        raise _bad_tag(value, f"a shape of at most {_MAX_NDIM} non-negative ints")
+    return tuple(shape)
+
+
+def _count_leaves(data: Any) -> int:
+    """How many values nested lists hold, walked without recursion."""
+    count = 0
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        else:
+            count += 1
+    return count
+
+
 def _decode_ndarray(value: dict[str, Any]) -> np.ndarray:
-    dtype = np.dtype(value["dtype"])
-    shape = tuple(value["shape"])
+    dtype = _array_dtype(value)
+    shape = _array_shape(value)
+    size = 1
+    for dim in shape:
+        size *= dim
     if "data" in value:
-        return np.array(value["data"], dtype=dtype).reshape(shape)
-    raw = base64.b64decode(value["base64"])
+        # Declared size checked against the values present before allocating.
+        if size != _count_leaves(value["data"]):
+            raise _bad_tag(
+                value, f"'data' holding {size} values for shape {list(shape)}"
+            )
+        try:
+            return np.array(value["data"], dtype=dtype).reshape(shape)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise _bad_tag(value, f"'data' of {dtype} values") from err
+    encoded = value.get("base64")
+    if type(encoded) is not str:
+        raise _bad_tag(value, "'data' or a 'base64' string")
+    if size * dtype.itemsize != len(encoded) // 4 * 3 - encoded[-2:].count("="):
+        raise _bad_tag(value, f"{size * dtype.itemsize} bytes for shape {list(shape)}")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except ValueError as err:
+        raise _bad_tag(value, "valid base64") from err
+    if len(raw) != size * dtype.itemsize:
+        raise _bad_tag(value, f"{size * dtype.itemsize} bytes for shape {list(shape)}")
     little = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
     return little.astype(dtype).reshape(shape).copy()
 
 
 def _decode_numpy_scalar(value: dict[str, Any]) -> Any:
-    return _decode_ndarray(value)[()]  # a 0-d array indexed by () is a numpy scalar
+    array = _decode_ndarray(value)
+    if array.shape != ():
+        raise _bad_tag(value, "shape [] for a scalar")
+    return array[()]  # a 0-d array indexed by () is a numpy scalar
 
 
 def _decode_enum(value: dict[str, Any]) -> enum.Enum:
     from keras.src.saving import object_registration
 
-    name = value["enum"]
+    name = value.get("enum")
+    if type(name) is not str:
+        raise _bad_tag(value, "an Enum name")
+    # Registered Enums only, looked up in the registry: no module a file names
+    # is imported or searched, no attribute of anything is read.
     cls = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
-    if cls is None and ":" in name:
-        # Only look in modules that are already imported: loading a file must
-        # never import (and so run) a module the file names.
-        module_name, _, qualname = name.partition(":")
-        module = sys.modules.get(module_name)
-        cls = module
-        for part in qualname.split("."):
-            cls = getattr(cls, part, None)
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
-        module_name = name.partition(":")[0]
+        module_name = name.partition(":")[0] if ":" in name else None
+        claim = (
+            f" The file claims it comes from module {module_name!r}; if you trust "
+            "the file and that is your module, import it so it registers the Enum "
+            "(import only a trusted file's modules)."
+            if module_name
+            else " Import the module that registers it before loading."
+        )
         message = (
-            f"Cannot restore Enum member {value.get('member', value.get('value'))!r}: "
-            "expected the Enum "
-            f"class {name!r} to be registered or its module imported. Received: "
-            f"enum={name!r}, which is not loaded. `import {module_name}` before "
-            "loading the model."
+            "Cannot restore Enum member "
+            f"{_short_repr(value.get('member', value.get('value')))}: expected the "
+            f"Enum class {name!r} to be registered with "
+            "@serializable.register_keras_serializable(). Received: "
+            f"enum={name!r}, which is not registered here.{claim}"
         )
         raise ConfigDecodeError(message)
     try:
         if "value" in value:
-            return cls(value["value"])
-        return cls[value["member"]]
-    except (KeyError, ValueError) as err:
+            found = cls(value["value"])
+        else:
+            member = value.get("member")
+            if type(member) is not str:
+                raise KeyError(member)
+            found = cls[member]
+    except (KeyError, ValueError, TypeError) as err:
         received = value.get("member", value.get("value"))
         message = (
             f"Cannot restore a member of Enum {name!r}: expected one of "
-            f"{[m.name for m in cls]}. Received: {received!r}, which this version "
-            f"of {cls.__name__} does not have. Restore the member, or translate "
-            "old configs with config_version and upgrade_config."
+            f"{[m.name for m in cls]}. Received: {_short_repr(received)}, which "
+            f"this version of {cls.__name__} does not have. Restore the member, "
+            "or translate old configs with config_version and upgrade_config."
         )
         raise ConfigDecodeError(message) from err
+    return found
 
 
 def _decode_keras(value: dict[str, Any]) -> Any:
-    obj = keras.saving.deserialize_keras_object(value["config"])
+    config = value.get("config")
+    if not isinstance(config, (dict, str)):
+        raise _bad_tag(value, "a Keras object config")
+    obj = keras.saving.deserialize_keras_object(config)
     if isinstance(obj, keras.layers.Layer):
         guard_rebuild(obj)
     return obj

@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from typing import Any
 
 import keras
 
-from . import _h5, _inspect
+from . import _guard, _h5, _inspect
 from ._errors import MissingClassError, ModelFileError, SerializableError
 
 __all__ = ["load_model", "save_model"]
@@ -89,21 +90,23 @@ def save_model(
     """
     path = Path(path)
     fmt = _format_for(path, "save to")
-    if path.exists() and not overwrite:
-        message = (
-            f"Cannot save to {str(path)!r}: expected a new path with "
-            "overwrite=False. Received: an existing file. Pass overwrite=True or "
-            "choose another path."
-        )
-        raise FileExistsError(message)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(_exists_message(path))
+    # A symlink is written through, as Keras does: its target gets the model.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    existing = _writable_target(path, target)
     if fmt == "h5":
         _h5.check_limits(model)
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = target.parent if str(target.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(directory, target)
     # The writer creates the file: re-opening an existing (even empty) file
     # truncates it, and on ext4 a truncated file is flushed to disk when it is
-    # closed (auto_da_alloc), which costs time a plain save does not pay.
-    tmp = directory / f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}"
+    # closed (auto_da_alloc), which costs time a plain save does not pay. The
+    # name carries this process's id, so a later save can tell a temporary
+    # left by a killed process from one still being written.
+    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    tmp = directory / f".{target.stem}.{token}.tmp{target.suffix}"
     try:
         if fmt == "keras":
             keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
@@ -112,10 +115,135 @@ def save_model(
             _h5.save(model, tmp, include_optimizer=include_optimizer)
         if verify:
             _verify(model, tmp, include_optimizer)
-        os.replace(tmp, path)
+        if existing is not None:
+            os.chmod(tmp, stat.S_IMODE(existing.st_mode))  # a 0600 file stays 0600
+        _fsync(tmp)  # the data is on disk before the name points at it
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            _place_exclusive(tmp, target, path)
+        _fsync_directory(directory)  # and the rename is on disk when we return
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _exists_message(path: Path) -> str:
+    return (
+        f"Cannot save to {str(path)!r}: expected a new path with "
+        "overwrite=False. Received: an existing file. Pass overwrite=True or "
+        "choose another path."
+    )
+
+
+def _writable_target(path: Path, target: Path) -> os.stat_result | None:
+    """The existing target's status, or None; a read-only one is refused, as
+    Keras's `model.save` refuses it (the old file is never replaced)."""
+    try:
+        existing = os.stat(target)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISDIR(existing.st_mode):
+        message = (
+            f"Cannot save to {str(path)!r}: expected a file path. Received: a "
+            "directory. Pass the path of the model file to write inside it."
+        )
+        raise IsADirectoryError(message)
+    if not os.access(target, os.W_OK) or not existing.st_mode & 0o222:
+        message = (
+            f"Cannot save to {str(path)!r}: expected a writable file. Received: a "
+            f"read-only file (mode {stat.S_IMODE(existing.st_mode):o}), which "
+            "is never replaced. Make it writable (chmod u+w) or choose another "
+            "path."
+        )
+        raise PermissionError(message)
+    return existing
+
+
+def _place_exclusive(tmp: Path, target: Path, path: Path) -> None:
+    """Give the new file its name only if no file has it: a hard link fails if
+    the name exists, so two savers never both succeed (overwrite=False)."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(_exists_message(path)) from None
+    except OSError:
+        # No hard links here (some network and FAT file systems): reserve the
+        # name with an exclusive create, then rename over the reservation.
+        try:
+            reserved = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            raise FileExistsError(_exists_message(path)) from None
+        os.close(reserved)
+        os.replace(tmp, target)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where directories
+    cannot be opened, as on Windows)."""
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+_STALE_AGE_S = 3600.0  # for temporaries named before they carried a process id
+
+
+def _remove_stale_temporaries(directory: Path, target: Path) -> None:
+    """Remove temporaries of `target` left by saves that were killed: those of
+    a process that no longer runs (and older-style ones over an hour old)."""
+    import re
+    import time
+
+    pattern = re.compile(
+        rf"\.{re.escape(target.stem)}\.(?:(\d+)-[0-9a-f]{{12}}|[0-9a-f]{{16}})"
+        rf"\.tmp{re.escape(target.suffix)}"
+    )
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None:
+            continue
+        candidate = directory / name
+        try:
+            if match.group(1) is not None:
+                if _process_alive(int(match.group(1))):
+                    continue
+            elif time.time() - candidate.stat().st_mtime < _STALE_AGE_S:
+                continue
+            candidate.unlink()
+        except OSError:
+            continue  # gone already, or not ours to remove
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # another thread of this process may be saving
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
 
 
 def _add_keras_manifest(path: Path, model: keras.Model) -> None:
@@ -128,10 +256,16 @@ def _add_keras_manifest(path: Path, model: keras.Model) -> None:
         # serialize the model a second time.
         config = json.loads(archive.read("config.json"))
         manifest = _h5.manifest(model, config)
+        manifest[_guard.INTEGRITY_MARKER] = _guard.INTEGRITY_VERSION
         # In the archive comment, not a fourth member: Keras's loader takes any
         # member beyond its three for an asset and extracts the whole archive,
-        # weights included, to a temporary directory on every load.
-        archive.comment = json.dumps({_inspect.MANIFEST_KERAS: manifest}).encode()
+        # weights included, to a temporary directory on every load. The
+        # integrity record (each member's size and CRC-32, and a digest of them
+        # and the manifest) goes with it.
+        record = _guard.keras_record(archive, manifest)
+        archive.comment = json.dumps(
+            {_inspect.MANIFEST_KERAS: manifest, _guard.INTEGRITY_KERAS: record}
+        ).encode()
 
 
 def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
@@ -210,6 +344,9 @@ def _load_file(
     variables in the file (see `_load`)."""
     # An .h5 file is opened once: its metadata, then the model, from one handle.
     with _inspect.opened(path, weight_shapes=False) as (contents, handle):
+        if contents.format == "keras":
+            # Every member read through once: its CRC-32 and the record checked.
+            _inspect.verify_keras_data(path)
         _check_classes(contents, custom_objects or {})
         model = _load(path, contents, handle, compile, custom_objects, optimizer_state)
     _h5.restore_notes(model, contents.notes)
@@ -263,8 +400,23 @@ def _load(
                 with keras.saving.custom_object_scope(custom_objects or {}):
                     model.compile_from_config(contents.compile_config)
             return model
-    except SerializableError:
-        raise
+    except SerializableError as err:
+        if str(path) in str(err) or isinstance(err, MissingClassError):
+            raise
+        # Raised from inside Keras's loader (a config value that cannot be
+        # decoded, say): the same error, naming the file.
+        try:
+            named = type(err)(f"Cannot load {str(path)!r}: {err}")
+        except TypeError:
+            raise err from None
+        raise named from err
+    except RecursionError as err:
+        message = (
+            f"Cannot load {str(path)!r}: expected a model config of reasonable "
+            "depth. Received: one that exhausts the recursion limit while it is "
+            "rebuilt. Do not load this file."
+        )
+        raise ModelFileError(message) from err
     except OSError as err:  # h5py: a checksum or a truncated dataset
         message = (
             f"Cannot load {str(path)!r}: expected a complete {contents.format} model "
@@ -317,8 +469,15 @@ def _check_classes(
     ]
     lines.extend(f"  - {ref.describe()}" for ref in missing)
     if modules:
-        imports = "; ".join(f"import {m}" for m in modules)
-        lines.append(f"Fix: `{imports}` before loading, or install the package(s).")
+        # The module names come from the file: never advise importing them
+        # unconditionally (importing runs a module's code).
+        claimed = ", ".join(modules)
+        lines.append(
+            f"The file claims they come from module(s) {claimed}. Fix: if you "
+            "trust this file and those are your modules, import them before "
+            "loading; import only a trusted file's modules, never one that "
+            "only the file names."
+        )
     else:
         lines.append(
             "Fix: import the module that defines and registers them before "

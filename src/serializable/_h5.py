@@ -17,7 +17,10 @@ here still load in plain Keras where Keras can load them at all. On top:
   flipped after build, load into the right variables;
 * a manifest (`serializable_manifest`) records the module of every custom
   class, so a missing one can be named with where it lived;
-* every weight carries a checksum (`serializable_checksum`), checked on load.
+* every weight and optimizer slot carries a checksum (`serializable_checksum`),
+  and an integrity record (`serializable_integrity`) covers every attribute
+  (configs, manifest, layer and weight names, weight order, the checksums):
+  any damage is reported by name on load (see docs/security.md).
 
 For speed on large models: weights are written from views of the variables,
 not copies, and on load every variable is created from its saved array
@@ -42,7 +45,7 @@ import numpy as np
 from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
 from keras.src.saving import object_registration, serialization_lib
 
-from . import _backends
+from . import _backends, _guard
 from ._errors import FormatLimitError, ModelFileError
 from ._inspect import MANIFEST_H5, FileContents
 
@@ -138,6 +141,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     if registered:
         metadata["model_config"]["class_name"] = registered
     notes = manifest(model, metadata)
+    notes[_guard.INTEGRITY_MARKER] = _guard.INTEGRITY_VERSION
     with h5py.File(path, "w") as handle:
         for key, value in metadata.items():
             if isinstance(value, (dict, list, tuple)):
@@ -149,6 +153,9 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
         optimizer = getattr(model, "optimizer", None)
         if include_optimizer and optimizer is not None and optimizer.variables:
             _write_optimizer(handle, optimizer)
+        # Last: a digest of every attribute written above (attributes only, so
+        # it costs no pass over the weights, which carry their own checksums).
+        handle.attrs[_guard.INTEGRITY_H5] = _guard.h5_record(handle)
 
 
 @contextlib.contextmanager
@@ -308,7 +315,8 @@ def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
     names = [str(variable.path).encode("utf8") for variable in variables]
     legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
     for encoded, variable in zip(names, variables, strict=True):
-        _write_array(group, encoded, _backends.array_view(variable))
+        value = _backends.array_view(variable)
+        _write_array(group, encoded, value).attrs[CHECKSUM] = _checksum(value)
 
 
 def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Dataset:
@@ -343,13 +351,15 @@ def load_open(
     model_config = contents.model_config
     objects = {**_operation_classes(model_config), **(custom_objects or {})}
     unfilled = Unfilled()
+    # Files with an integrity record must have a checksum on every dataset.
+    required = _guard.INTEGRITY_MARKER in contents.notes
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
         serialization_lib.SafeModeScope(True),
     ):
         model = _build(handle, model_config, objects, unfilled)
         try:
-            _load_weights(handle["model_weights"], model, unfilled)
+            _load_weights(handle["model_weights"], model, unfilled, required)
         except ModelFileError as err:
             message = f"Cannot load {str(path)!r}: {err}"
             raise ModelFileError(message) from err
@@ -358,7 +368,11 @@ def load_open(
     if compile and training is not None:
         _compile(model, training, objects)
         if optimizer_state and "optimizer_weights" in handle:
-            _load_optimizer(handle["optimizer_weights"], model)
+            try:
+                _load_optimizer(handle["optimizer_weights"], model, required)
+            except ModelFileError as err:
+                message = f"Cannot load {str(path)!r}: {err}"
+                raise ModelFileError(message) from err
     return model
 
 
@@ -518,7 +532,9 @@ def _operation_classes(config: Any) -> dict[str, Any]:
             continue
         for module_name in _OPS_MODULES:
             module = importlib.import_module(f"keras.src.ops.{module_name}")
-            cls = getattr(module, class_name, None)
+            # vars(), not getattr: a name from a file never reaches a module's
+            # __getattr__ (lazy modules import on attribute access).
+            cls = vars(module).get(class_name)
             if isinstance(cls, type) and issubclass(cls, Operation):
                 found[class_name] = cls
                 break
@@ -538,7 +554,9 @@ def _class_names(config: Any) -> set[str]:
     return names
 
 
-def _load_weights(group: h5py.Group, model: keras.Model, unfilled: Unfilled) -> None:
+def _load_weights(
+    group: h5py.Group, model: keras.Model, unfilled: Unfilled, required: bool = False
+) -> None:
     layers = [
         layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)
     ]
@@ -564,10 +582,13 @@ def _load_weights(group: h5py.Group, model: keras.Model, unfilled: Unfilled) -> 
             legacy_h5_format._legacy_weights(layer),
             layer.weights,
             unfilled,
+            required,
         )
     if "top_level_model_weights" in group:
         top = _top_level_weights(model)
-        _load_subset(group["top_level_model_weights"], model, top, top, unfilled)
+        _load_subset(
+            group["top_level_model_weights"], model, top, top, unfilled, required
+        )
 
 
 def _load_subset(
@@ -576,10 +597,24 @@ def _load_subset(
     legacy: list[Any],
     order: list[Any],
     unfilled: Unfilled,
+    required: bool = False,
 ) -> None:
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     if WEIGHT_INDEX in group.attrs:
-        targets = [order[int(i)] for i in group.attrs[WEIGHT_INDEX]]
+        index = np.asarray(group.attrs[WEIGHT_INDEX]).reshape(-1)
+        if (
+            index.dtype.kind not in "iu"
+            or sorted(index.tolist()) != list(range(len(index)))
+            or len(index) > len(order)
+        ):
+            message = (
+                f"the weight index of layer '{owner.name}' is damaged: expected a "
+                f"permutation of 0..{len(order) - 1}. Received: "
+                f"{index.tolist()[:16]}. The file is corrupted; save or copy it "
+                "again."
+            )
+            raise ModelFileError(message)
+        targets = [order[int(i)] for i in index]
     else:
         targets = legacy
     if len(names) != len(targets):
@@ -601,16 +636,31 @@ def _load_subset(
             )
             raise ValueError(message)
         value = np.asarray(dataset)
-        expected = _text(dataset.attrs.get(CHECKSUM))
-        actual = None if expected is None else _damage(expected, value)
-        if actual is not None:
-            message = (
-                f"weight {name!r} of layer '{owner.name}' is damaged: expected "
-                f"checksum {expected}. Received: {actual}. "
-                "The file is corrupted; save or copy it again."
-            )
-            raise ModelFileError(message)
+        _check_data(
+            dataset, value, f"weight {name!r} of layer '{owner.name}'", required
+        )
         unfilled.fill(variable, value)
+
+
+def _check_data(dataset: Any, value: np.ndarray, what: str, required: bool) -> None:
+    """Compare `value` with the dataset's checksum; a file with an integrity
+    record must have one on every dataset."""
+    expected = _text(dataset.attrs.get(CHECKSUM))
+    if expected is None:
+        if not required:
+            return
+        actual: str | None = "no checksum attribute (it was removed)"
+        expected = "an s64 checksum"
+    elif not isinstance(expected, str):
+        actual = f"a checksum attribute of type {type(expected).__name__}"
+    else:
+        actual = _damage(expected, value)
+    if actual is not None:
+        message = (
+            f"{what} is damaged: expected checksum {expected}. Received: "
+            f"{actual}. The file is corrupted; save or copy it again."
+        )
+        raise ModelFileError(message)
 
 
 def _compile(
@@ -643,7 +693,9 @@ def _nested(config: Any, deserialize: Any) -> Any:
     return config
 
 
-def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
+def _load_optimizer(
+    group: h5py.Group, model: keras.Model, required: bool = False
+) -> None:
     """Restore optimizer iterations and slots so training resumes exactly (P15)."""
     optimizer = model.optimizer
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
@@ -670,8 +722,10 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
             stacklevel=3,
         )
         return
-    for variable, dataset in zip(variables, datasets, strict=True):
-        unfilled.fill(variable, np.asarray(dataset))
+    for name, variable, dataset in zip(names, variables, datasets, strict=True):
+        value = np.asarray(dataset)
+        _check_data(dataset, value, f"optimizer variable {name!r}", required)
+        unfilled.fill(variable, value)
     unfilled.finish()
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _guard
 from ._errors import ModelFileError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -80,6 +81,7 @@ def sniff_format(path: Path) -> str:
             "Received: a path that does not exist. Check the path."
         )
         raise ModelFileError(message)
+    _guard.regular_file(path)  # a FIFO or a device is refused before it is opened
     with open(path, "rb") as handle:
         head = handle.read(8)
     if not head:
@@ -150,22 +152,39 @@ def opened(
 def _read_keras(path: Path, size: int, weight_shapes: bool) -> FileContents:
     try:
         with zipfile.ZipFile(path) as archive:
+            _guard.check_all_members(archive, path)
             names = set(archive.namelist())
             missing = {"config.json", "metadata.json"} - names
             if missing:
                 raise _corrupt(
                     path, "keras", f"a zip archive without {sorted(missing)}"
                 )
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json"))
+            comment = _comment(path, archive.comment)
+            _guard.keras_integrity(
+                archive, path, comment, MANIFEST_KERAS, read_data=False
+            )
+            config = _guard.loads(
+                path, _guard.read_member(archive, path, "config.json"), "config.json"
+            )
+            metadata = _guard.loads(
+                path,
+                _guard.read_member(archive, path, "metadata.json"),
+                "metadata.json",
+            )
             manifest = (
-                json.loads(archive.read(MANIFEST_KERAS))
+                _guard.loads(
+                    path,
+                    _guard.read_member(archive, path, MANIFEST_KERAS),
+                    MANIFEST_KERAS,
+                )
                 if MANIFEST_KERAS in names
-                else _comment_manifest(archive.comment)
+                else comment.get(MANIFEST_KERAS, {})
             )
             shapes: dict[str, tuple[int, ...]] = {}
-            if weight_shapes and "model.weights.h5" in names:
-                shapes = _keras_weight_shapes(archive)
+            if "model.weights.h5" in names:
+                shapes = _keras_weight_shapes(archive, path)
+            if not weight_shapes:
+                shapes = {}
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, json.JSONDecodeError, OSError, KeyError) as err:
@@ -174,41 +193,106 @@ def _read_keras(path: Path, size: int, weight_shapes: bool) -> FileContents:
         raise _corrupt(path, "keras", f"{type(err).__name__}: {err}") from err
     if not isinstance(config, dict) or "class_name" not in config:
         raise _corrupt(path, "keras", "a config.json that holds no model config")
+    if not isinstance(metadata, dict):
+        raise _wrong_type(path, "metadata.json", "a JSON object", metadata)
+    manifest = _check_manifest(path, manifest)
+    compile_config = config.get("compile_config")
+    if compile_config is not None and not isinstance(compile_config, dict):
+        raise _wrong_type(path, "compile_config", "a JSON object", compile_config)
     return FileContents(
         path=path,
         format="keras",
         size=size,
-        keras_version=metadata.get("keras_version"),
-        backend=metadata.get("backend") or manifest.get("__backend__"),
-        date_saved=metadata.get("date_saved"),
+        keras_version=_optional_text(
+            path, "keras_version", metadata.get("keras_version")
+        ),
+        backend=_optional_text(path, "backend", metadata.get("backend"))
+        or _optional_text(path, "__backend__", manifest.get("__backend__")),
+        date_saved=_optional_text(path, "date_saved", metadata.get("date_saved")),
         model_config=config,
-        compile_config=config.get("compile_config"),
+        compile_config=compile_config,
         weight_shapes=shapes,
         manifest={k: v for k, v in manifest.items() if not k.startswith("__")},
         notes={k: v for k, v in manifest.items() if k.startswith("__")},
     )
 
 
-def _comment_manifest(comment: bytes) -> dict[str, Any]:
-    """The manifest save_model keeps in the archive comment (a zip member
-    would make Keras extract the whole archive on every load)."""
+def _wrong_type(
+    path: Path, field_name: str, expected: str, value: Any
+) -> ModelFileError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    message = (
+        f"Cannot read {str(path)!r}: expected {field_name} to be {expected}. "
+        f"Received: {field_name}={shown} (a {type(value).__name__}). The file is "
+        "corrupted or was not written by Keras; do not load it."
+    )
+    return ModelFileError(message)
+
+
+def _optional_text(path: Path, field_name: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise _wrong_type(path, field_name, "a string", value)
+
+
+def _check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
+    """The manifest's fields have the types save_model writes, or the file is bad."""
+    if not isinstance(manifest, dict):
+        raise _wrong_type(path, "the manifest", "a JSON object", manifest)
+    for key, value in manifest.items():
+        if key == "__frozen__":
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) for v in value
+            ):
+                raise _wrong_type(
+                    path, "manifest field __frozen__", "a list of strings", value
+                )
+        elif key == _guard.INTEGRITY_MARKER:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _wrong_type(path, f"manifest field {key}", "an integer", value)
+        elif not isinstance(value, str):
+            raise _wrong_type(path, f"manifest field {key!r}", "a string", value)
+    return manifest
+
+
+def _comment(path: Path, comment: bytes) -> dict[str, Any]:
+    """The JSON object save_model keeps in the archive comment, or {}."""
     prefix = b'{"' + MANIFEST_KERAS.encode() + b'"'
     if not comment.startswith(prefix):
         return {}  # plain Keras writes no comment; another tool's is not ours
-    # A cut in the last bytes of the file cuts the comment: the JSON breaks,
-    # and json.JSONDecodeError is reported as a corrupted file.
-    manifest = json.loads(comment)[MANIFEST_KERAS]
-    return manifest if isinstance(manifest, dict) else {}
+    value = _guard.loads(path, comment, "the archive comment")
+    if not isinstance(value, dict):
+        raise _wrong_type(path, "the archive comment", "a JSON object", value)
+    return value
 
 
-def _keras_weight_shapes(archive: zipfile.ZipFile) -> dict[str, tuple[int, ...]]:
-    import io
+def verify_keras_data(path: Path) -> None:
+    """Read every member of a `.keras` archive through, so that its CRC-32 (and
+    for files save_model wrote, the integrity record) is checked: Keras reads
+    the weights with seeks, which zipfile never checks."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            comment = _comment(path, archive.comment)
+            _guard.keras_integrity(
+                archive, path, comment, MANIFEST_KERAS, read_data=True
+            )
+    except ModelFileError:
+        raise
+    except Exception as err:
+        raise _corrupt(path, "keras", f"{type(err).__name__}: {err}") from err
 
+
+def _keras_weight_shapes(
+    archive: zipfile.ZipFile, path: Path
+) -> dict[str, tuple[int, ...]]:
+    """The weights member's dataset shapes, read from its metadata only (the
+    member is opened in place, not read), after its structure was checked."""
     import h5py
 
     shapes: dict[str, tuple[int, ...]] = {}
-    data = archive.read("model.weights.h5")
-    with h5py.File(io.BytesIO(data), "r") as weights:
+    with archive.open("model.weights.h5") as member, h5py.File(member, "r") as weights:
+        _guard.h5_structure(weights, path, " (model.weights.h5)")
 
         def visit(name: str, obj: Any) -> None:
             if isinstance(obj, h5py.Dataset):
@@ -222,18 +306,36 @@ def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileCon
     import h5py
 
     try:
-        attrs = dict(handle.attrs)
+        # Links, external and virtual storage are refused before anything is read.
+        _guard.h5_structure(handle, path)
+        attrs = {key: handle.attrs[key] for key in handle.attrs}
         if "model_config" not in attrs:
             detail = (
                 "an HDF5 file with no model config (a weights-only file? load "
                 "it with model.load_weights)"
             )
             raise _corrupt(path, "h5", detail)
-        model_config = json.loads(_text(attrs["model_config"]))
+        model_config = _guard.loads(
+            path,
+            _attr_text(path, "model_config", attrs["model_config"]),
+            "model_config",
+        )
         training = attrs.get("training_config")
-        compile_config = json.loads(_text(training)) if training is not None else None
+        compile_config = (
+            _guard.loads(
+                path, _attr_text(path, "training_config", training), "training_config"
+            )
+            if training is not None
+            else None
+        )
         manifest_raw = attrs.get(MANIFEST_H5)
-        manifest = json.loads(_text(manifest_raw)) if manifest_raw is not None else {}
+        manifest = (
+            _guard.loads(path, _attr_text(path, MANIFEST_H5, manifest_raw), MANIFEST_H5)
+            if manifest_raw is not None
+            else {}
+        )
+        manifest = _check_manifest(path, manifest)
+        _guard.h5_integrity(handle, path, manifest)
         shapes: dict[str, tuple[int, ...]] = {}
         if weight_shapes and "model_weights" in handle:
 
@@ -248,12 +350,16 @@ def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileCon
         raise _corrupt(path, "h5", f"{type(err).__name__}: {err}") from err
     if not isinstance(model_config, dict) or "class_name" not in model_config:
         raise _corrupt(path, "h5", "a model_config that is not a Keras model config")
+    if compile_config is not None and not isinstance(compile_config, dict):
+        raise _wrong_type(path, "training_config", "a JSON object", compile_config)
     return FileContents(
         path=path,
         format="h5",
         size=size,
-        keras_version=_text(attrs.get("keras_version")),
-        backend=_text(attrs.get("backend")),
+        keras_version=_optional_text(
+            path, "keras_version", _attr_plain(attrs.get("keras_version"))
+        ),
+        backend=_optional_text(path, "backend", _attr_plain(attrs.get("backend"))),
         date_saved=None,
         model_config=model_config,
         compile_config=compile_config,
@@ -261,6 +367,28 @@ def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileCon
         manifest={k: v for k, v in manifest.items() if not k.startswith("__")},
         notes={k: v for k, v in manifest.items() if k.startswith("__")},
     )
+
+
+def _attr_plain(value: Any) -> Any:
+    """A scalar string attribute as str; anything else as it is."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np_str_types()):
+        return str(value)
+    return value
+
+
+def np_str_types() -> tuple[type, ...]:
+    import numpy as np
+
+    return (np.str_, np.bytes_)
+
+
+def _attr_text(path: Path, name: str, value: Any) -> str | bytes:
+    """A JSON attribute's text; an attribute of another type is a bad file."""
+    if isinstance(value, (bytes, str)):
+        return value
+    raise _wrong_type(path, f"attribute {name}", "a JSON string", value)
 
 
 def _text(value: Any) -> Any:

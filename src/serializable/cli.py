@@ -187,8 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = (getattr(ref, "module", None) for ref in err.missing)
         modules = sorted({module for module in found if isinstance(module, str)})
         imports = " ".join(f"--import {module}" for module in modules)
+        # The modules are the file's claim: importing one runs its code.
         hint = (
-            f"On the command line: {imports}"
+            f"The file claims module(s) {', '.join(modules)}. Only if you trust "
+            f"the file and they are your modules, on the command line: {imports}"
             if modules
             else "On the command line: pass --import MODULE for each module that "
             "registers them."
@@ -197,6 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNUSABLE
     except (_UsageError, SerializableError, OSError) as err:
         _error(args.command, str(err))
+        return EXIT_UNUSABLE
+    except (RecursionError, MemoryError) as err:
+        _error(args.command, f"the input is beyond this command's limits ({err!r})")
+        return EXIT_UNUSABLE
+    except Exception as err:
+        # Never a traceback for what a file holds: an error we did not foresee
+        # is still reported as unusable input, with what it was.
+        _error(
+            args.command,
+            f"unexpected {type(err).__name__}: {err}. The input cannot be used; "
+            "if you believe it is a valid model file, please report this.",
+        )
         return EXIT_UNUSABLE
     return code
 
@@ -573,8 +587,9 @@ def _render_classes(classes: list[dict[str, Any]]) -> list[str]:
             status = "registered here"
         elif item["module"] and item["module_found"]:
             status = (
-                "NOT registered here (its module can be imported: pass "
-                f"--import {item['module']} to check or convert)"
+                "NOT registered here (the file claims module "
+                f"{item['module']}, which can be imported here; pass --import "
+                f"{item['module']} to check or convert only if you trust the file)"
             )
         elif item["module"]:
             status = "NOT registered here (its module cannot be found here)"
