@@ -177,7 +177,18 @@ def read_member(archive: zipfile.ZipFile, path: Path | str, name: str) -> bytes:
 
 
 def check_all_members(archive: zipfile.ZipFile, path: Path | str) -> None:
+    """Every member within the limits, named once, inside the archive."""
+    seen: set[str] = set()
     for info in archive.infolist():
+        name = info.filename
+        if name in seen:
+            raise _bad(path, f"an archive holding member {name!r} twice")
+        seen.add(name)
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise _bad(path, f"an archive member named {name!r}, outside the archive")
+        if info.flag_bits & 0x1:
+            raise _bad(path, f"an encrypted archive member {name!r}")
         zip_member(path, info)
 
 
