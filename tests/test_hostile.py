@@ -201,3 +201,53 @@ def test_good_files_still_load(base, tmp_path):
         path.write_bytes(data)
         model = serializable.load_model(path)
         assert model.get_layer("knob").value is Mode.FAST
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_plain_keras_loader_refuses_the_lazy_module_enum(
+    base, tmp_path, fmt, monkeypatch
+):
+    """`keras.models.load_model` decodes the library's layers with the same
+    codec: the lazy-module Enum imports nothing there either."""
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    generate.write_markers(workdir)
+    monkeypatch.chdir(workdir)
+    monkeypatch.syspath_prepend(str(workdir))
+    value, _ = generate.EVIL_VALUES["enum_lazy_tf2onnx"]
+    dest = tmp_path / f"hostile.{fmt}"
+    generate.edit_config(fmt, generate.with_value(value))(base, dest)
+    with pytest.raises(Exception, match="not registered"):
+        keras.models.load_model(dest)
+    assert not (workdir / generate.MARKER).exists()
+    assert "tf2onnx" not in sys.modules
+
+
+def test_inspect_never_reads_weight_data(tmp_path):
+    """`inspect` lists weight shapes from the HDF5 metadata only: it reads a
+    small part of a large weights member, never the data (bytes read by this
+    process, from /proc/self/io)."""
+    import zipfile
+
+    from serializable import _inspect
+
+    io_stats = Path("/proc/self/io")
+    if not io_stats.exists():
+        pytest.skip("needs Linux's /proc/self/io to count bytes read")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((512,)), keras.layers.Dense(1024)])
+    path = tmp_path / "big.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        member_size = archive.getinfo("model.weights.h5").file_size
+
+    def bytes_read() -> int:
+        fields = dict(line.split(": ") for line in io_stats.read_text().splitlines())
+        return int(fields["rchar"])
+
+    _inspect.read_file(path)  # once, so that lazy imports are not counted
+    before = bytes_read()
+    contents = _inspect.read_file(path)
+    used = bytes_read() - before
+    assert contents.weight_shapes["layers/dense/vars/0"] == (512, 1024)
+    assert used < member_size / 10, (used, member_size)

@@ -9,6 +9,7 @@ Keras trips over the first one) and by the `serializable inspect` command.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import zipfile
@@ -291,7 +292,10 @@ def _keras_weight_shapes(
     import h5py
 
     shapes: dict[str, tuple[int, ...]] = {}
-    with archive.open("model.weights.h5") as member, h5py.File(member, "r") as weights:
+    with (
+        _open_member(archive, path, "model.weights.h5") as member,
+        h5py.File(member, "r") as weights,
+    ):
         _guard.h5_structure(weights, path, " (model.weights.h5)")
 
         def visit(name: str, obj: Any) -> None:
@@ -300,6 +304,57 @@ def _keras_weight_shapes(
 
         weights.visititems(visit)
     return shapes
+
+
+@contextlib.contextmanager
+def _open_member(archive: zipfile.ZipFile, path: Path, name: str) -> Iterator[Any]:
+    """A stored (uncompressed) member as a seekable window onto the file, so
+    HDF5 reads only the bytes it needs; a compressed one through zipfile
+    (whose backward seeks re-read the member from its start)."""
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+        with archive.open(info) as member:
+            yield member
+        return
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        header = raw.read(30)
+        if len(header) != 30 or header[:4] != ZIP_MAGIC:
+            raise _corrupt(path, "keras", f"a broken local header for {name!r}")
+        name_length = int.from_bytes(header[26:28], "little")
+        extra_length = int.from_bytes(header[28:30], "little")
+        start = info.header_offset + 30 + name_length + extra_length
+        yield _Window(raw, start, info.file_size)
+
+
+class _Window(io.RawIOBase):
+    """Bytes `start` to `start + size` of an open file, read-only."""
+
+    def __init__(self, raw: Any, start: int, size: int) -> None:
+        super().__init__()
+        self._raw, self._start, self._size, self._pos = raw, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        count = max(0, min(len(buffer), self._size - self._pos))
+        self._raw.seek(self._start + self._pos)
+        data = self._raw.read(count)
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileContents:

@@ -719,6 +719,22 @@ def _rename_dataset(handle: h5py.File) -> None:
     group.move(name, name + "_moved")
 
 
+# What the error must name, for some of the tampering cases.
+SAYS = {
+    "tamper-h5-config-number": "the file's metadata",
+    "tamper-h5-weight-index-swapped": "the file's metadata",
+    "tamper-h5-layer-names-reordered": "the file's metadata",
+    "tamper-h5-optimizer-slot-bit": "optimizer variable",
+    "tamper-h5-kernel-bit": "of layer 'hidden' is damaged",
+    "tamper-h5-checksum-deleted-resigned": "no checksum attribute",
+    "tamper-h5-record-deleted": "the integrity record is damaged",
+    "tamper-keras-config-number": "archive member 'config.json' is damaged",
+    "tamper-keras-weights-gamma-beta-swapped": "'model.weights.h5' is damaged",
+    "tamper-keras-manifest-edited": "the manifest or the integrity record",
+    "tamper-keras-record-deleted": "the integrity record is damaged",
+    "tamper-keras-extra-member": "'assets/extra.txt'",
+}
+
 H5_TAMPERING: dict[str, tuple[Callable[[h5py.File], None], str]] = {
     "config-number": (_config_number, READ),
     "weight-index-swapped": (_swap_index, READ),
@@ -851,11 +867,25 @@ KERAS_TAMPERING: dict[str, tuple[Callable[[Base, Path], None], str]] = {
 
 def tampering_cases() -> list[Case]:
     out = [
-        Case(f"tamper-h5-{name}", ".h5", tamper_h5(edit), stage, ModelFileError)
+        Case(
+            f"tamper-h5-{name}",
+            ".h5",
+            tamper_h5(edit),
+            stage,
+            ModelFileError,
+            SAYS.get(f"tamper-h5-{name}", ""),
+        )
         for name, (edit, stage) in H5_TAMPERING.items()
     ]
     out += [
-        Case(f"tamper-keras-{name}", ".keras", make, stage, ModelFileError)
+        Case(
+            f"tamper-keras-{name}",
+            ".keras",
+            make,
+            stage,
+            ModelFileError,
+            SAYS.get(f"tamper-keras-{name}", ""),
+        )
         for name, (make, stage) in KERAS_TAMPERING.items()
     ]
     # Plain Keras .keras: the zip's own CRC-32 still catches a flipped bit.
