@@ -344,13 +344,45 @@ def _load_file(
     variables in the file (see `_load`)."""
     # An .h5 file is opened once: its metadata, then the model, from one handle.
     with _inspect.opened(path, weight_shapes=False) as (contents, handle):
-        if contents.format == "keras":
-            # Every member read through once: its CRC-32 and the record checked.
-            _inspect.verify_keras_data(path)
-        _check_classes(contents, custom_objects or {})
-        model = _load(path, contents, handle, compile, custom_objects, optimizer_state)
+        # .keras: every member read through once (its CRC-32 and the integrity
+        # record checked), alongside Keras's load: reading and zlib.crc32
+        # release the GIL. Damage found wins over any error of the load.
+        checker = _Checker(path) if contents.format == "keras" else None
+        try:
+            _check_classes(contents, custom_objects or {})
+            model = _load(
+                path, contents, handle, compile, custom_objects, optimizer_state
+            )
+        except BaseException:
+            if checker is not None:
+                checker.result()
+            raise
+        if checker is not None:
+            checker.result()
     _h5.restore_notes(model, contents.notes)
     return model
+
+
+class _Checker:
+    """`_inspect.verify_keras_data(path)` in a thread; `result()` re-raises."""
+
+    def __init__(self, path: Path) -> None:
+        import threading
+
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            _inspect.verify_keras_data(path)
+        except BaseException as err:  # handed to the loading thread
+            self._error = err
+
+    def result(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def _load(
