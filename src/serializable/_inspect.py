@@ -525,7 +525,8 @@ def _is_keras_name(name: str) -> bool:
             "Sequential",
             "InputLayer",
         }
-        or hasattr(models, name)
+        # vars(), not hasattr: a name from a file never reaches __getattr__.
+        or name in vars(models)
     )
 
 
