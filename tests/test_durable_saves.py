@@ -52,21 +52,25 @@ def dead_pid() -> int:
 @pytest.mark.parametrize("fmt", FORMATS)
 class TestTemporaries:
     def test_stale_temporaries_are_removed_by_the_next_save(self, tmp_path, fmt):
-        """Left by killed saves: removed. Another live save's, or a recent
-        old-style one's, or another target's: kept."""
+        """Left by killed saves: removed. Another live save's, another
+        machine's, a recent old-style one's, or another target's: kept."""
         suffix = f".{fmt}"
-        stale = tmp_path / f".model.{dead_pid()}-0123456789ab.tmp{suffix}"
+        host = _files._host_tag()
+        elsewhere = "0000" if host != "0000" else "ffff"
+        stale = tmp_path / f".model.{dead_pid()}-{host}456789ab.tmp{suffix}"
         old = tmp_path / f".model.0123456789abcdef.tmp{suffix}"
-        live = tmp_path / f".model.{os.getppid()}-0123456789ab.tmp{suffix}"
+        live = tmp_path / f".model.{os.getppid()}-{host}456789ab.tmp{suffix}"
         recent = tmp_path / f".model.fedcba9876543210.tmp{suffix}"
-        other = tmp_path / f".other.{dead_pid()}-0123456789ab.tmp{suffix}"
-        for path in (stale, old, live, recent, other):
+        other = tmp_path / f".other.{dead_pid()}-{host}456789ab.tmp{suffix}"
+        remote = tmp_path / f".model.{dead_pid()}-{elsewhere}456789ab.tmp{suffix}"
+        for path in (stale, old, live, recent, other, remote):
             path.write_bytes(b"partial")
         hours_ago = time.time() - 7200
         os.utime(old, (hours_ago, hours_ago))
         serializable.save_model(tiny(), tmp_path / f"model{suffix}")
         assert not stale.exists() and not old.exists()
         assert live.exists() and recent.exists() and other.exists()
+        assert remote.exists()  # another machine's: its pids are not ours
 
     def test_failed_write_leaves_no_temporary(self, tmp_path, fmt, monkeypatch):
         def broken(*args, **kwargs):

@@ -105,7 +105,7 @@ def save_model(
     # closed (auto_da_alloc), which costs time a plain save does not pay. The
     # name carries this process's id, so a later save can tell a temporary
     # left by a killed process from one still being written.
-    token = f"{os.getpid()}-{secrets.token_hex(6)}"
+    token = f"{os.getpid()}-{_host_tag()}{secrets.token_hex(4)}"
     tmp = directory / f".{target.stem}.{token}.tmp{target.suffix}"
     try:
         if fmt == "keras":
@@ -206,12 +206,13 @@ _STALE_AGE_S = 3600.0  # for temporaries named before they carried a process id
 
 def _remove_stale_temporaries(directory: Path, target: Path) -> None:
     """Remove temporaries of `target` left by saves that were killed: those of
-    a process that no longer runs (and older-style ones over an hour old)."""
+    a process of this machine that no longer runs (and older-style ones over
+    an hour old)."""
     import re
     import time
 
     pattern = re.compile(
-        rf"\.{re.escape(target.stem)}\.(?:(\d+)-[0-9a-f]{{12}}|[0-9a-f]{{16}})"
+        rf"\.{re.escape(target.stem)}\.(?:(\d+)-([0-9a-f]{{4}})[0-9a-f]{{8}}|[0-9a-f]{{16}})"
         rf"\.tmp{re.escape(target.suffix)}"
     )
     try:
@@ -225,13 +226,22 @@ def _remove_stale_temporaries(directory: Path, target: Path) -> None:
         candidate = directory / name
         try:
             if match.group(1) is not None:
-                if _process_alive(int(match.group(1))):
+                if match.group(2) != _host_tag() or _process_alive(int(match.group(1))):
                     continue
             elif time.time() - candidate.stat().st_mtime < _STALE_AGE_S:
                 continue
             candidate.unlink()
         except OSError:
             continue  # gone already, or not ours to remove
+
+
+def _host_tag() -> str:
+    """4 hex digits naming this machine: a temporary written from another
+    machine (on a shared file system) is never judged by this one's pids."""
+    import hashlib
+    import socket
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:4]
 
 
 def _process_alive(pid: int) -> bool:
