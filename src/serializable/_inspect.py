@@ -252,9 +252,16 @@ def _check_manifest(path: Path, manifest: Any) -> dict[str, Any]:
         elif key == _guard.INTEGRITY_MARKER:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise _wrong_type(path, f"manifest field {key}", "an integer", value)
-        elif not isinstance(value, str):
+        elif (not key.startswith("__") or key in _STRING_NOTES) and not isinstance(
+            value, str
+        ):
+            # A class's module, or a note read as a string.
             raise _wrong_type(path, f"manifest field {key!r}", "a string", value)
+        # Other notes ("__name__" keys) are read by the code that wrote them.
     return manifest
+
+
+_STRING_NOTES = frozenset({"__top__", "__outputs__", "__backend__"})
 
 
 def _comment(path: Path, comment: bytes) -> dict[str, Any]:
