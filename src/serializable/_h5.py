@@ -331,13 +331,16 @@ def load_open(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    *,
+    safe_mode: bool = True,
 ) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
     `handle` and `contents` come from `_inspect.opened`, which has read the
     metadata; `contents.model_config` is consumed (Keras's loader edits it).
     `optimizer_state=False` compiles (with `compile`) without restoring the
-    optimizer's saved variables.
+    optimizer's saved variables. `safe_mode` is Keras's (`load_model`'s
+    explicit opt-out for trusted files).
     """
     path = contents.path
     model_config = contents.model_config
@@ -345,7 +348,7 @@ def load_open(
     unfilled = Unfilled()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
-        serialization_lib.SafeModeScope(True),
+        serialization_lib.SafeModeScope(safe_mode),
     ):
         model = _build(handle, model_config, objects, unfilled)
         try:
