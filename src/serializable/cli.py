@@ -346,7 +346,8 @@ def _keras_layers(
         module = entry.get("module")
         own: dict[str, tuple[int, ...]] = {}
         sub = ""
-        # Keras operations recorded as layers (P12) are not in model.layers and
+        # Keras operations recorded as layers (docs/pitfalls.md#mask-ops-in-h5)
+        # are not in model.layers and
         # hold no weights; they take no place in the naming.
         is_operation = isinstance(module, str) and ".ops." in f"{module}."
         if not is_operation and isinstance(entry.get("class_name"), str):
