@@ -194,5 +194,7 @@ class TestFastStart:
             out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
         assert out.startswith("serializable ")
+        # Says which distribution answers: another package shares the name.
+        assert "(keras-serializable, " in out
         imported = [line.rsplit("|", 1)[-1].strip() for line in err.splitlines()]
         assert [m for m in imported if m.split(".")[0] == "keras"] == []

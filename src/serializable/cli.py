@@ -72,7 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
+        "--version",
+        action="version",
+        # The distribution and where it is imported from: the unrelated
+        # `serializable` package on PyPI shares the import name.
+        version=f"%(prog)s {__version__} (keras-serializable, {Path(__file__).parent})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
