@@ -13,9 +13,9 @@ import importlib.machinery as _machinery
 import importlib.metadata as _metadata
 import importlib.util as _util
 import sys as _sys
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from . import ctc as ctc
     from ._bases import SerializableConstraint as SerializableConstraint
     from ._bases import SerializableInitializer as SerializableInitializer
@@ -95,7 +95,7 @@ def _load() -> None:
         namespace[name] = value if name == "ctc" else getattr(value, name)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name in _EXPORTS:
         _load()
         return globals()[name]
@@ -115,18 +115,20 @@ class _AfterKeras(_abc.MetaPathFinder):
     when `import serializable` imported Keras itself.
     """
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+    def find_spec(
+        self, name: str, path: _typing.Any = None, target: _typing.Any = None
+    ) -> _typing.Any:
         if name != "keras":
             return None
         with _contextlib.suppress(ValueError):
             _sys.meta_path.remove(self)
         spec = _machinery.PathFinder.find_spec(name, path)
-        loader: Any = getattr(spec, "loader", None)
+        loader: _typing.Any = getattr(spec, "loader", None)
         if loader is None or not hasattr(loader, "exec_module"):
             return spec
         execute = loader.exec_module
 
-        def exec_module(module: Any) -> None:
+        def exec_module(module: _typing.Any) -> None:
             execute(module)
             # A failure here must not break `import keras`; the first use of
             # the library then raises it.
