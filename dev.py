@@ -89,6 +89,7 @@ def checks() -> dict[str, tuple[int, float]]:
         print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
         env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.setdefault("NO_MKDOCS_2_WARNING", "1")  # mkdocs-material's banner
         start = time.monotonic()
         code = subprocess.run([str(PYTHON), *cmd], cwd=ROOT, env=env).returncode
         results[name] = (code, time.monotonic() - start)
