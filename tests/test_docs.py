@@ -259,3 +259,36 @@ class TestApiReference:
             if name != "__version__" and not getattr(module, name).__doc__
         ]
         assert missing == []
+
+
+class TestLinksFromTheLibrary:
+    CALL = re.compile(r"docs_url\(\s*['\"]([\w-]+)['\"](?:\s*,\s*['\"]([\w-]+)['\"])?")
+
+    @staticmethod
+    def _anchors(page: Path) -> set[str]:
+        """Explicit `{#anchor}`s and the slugs mkdocs gives the other headings."""
+        anchors = set()
+        for heading in re.findall(r"^#+ (.*)$", page.read_text("utf-8"), re.M):
+            explicit = re.search(r"\{#([\w-]+)\}\s*$", heading)
+            if explicit:
+                anchors.add(explicit.group(1))
+            else:
+                slug = re.sub(r"[^\w\s-]", "", heading).strip().lower()
+                anchors.add(re.sub(r"[-\s]+", "-", slug))
+        return anchors
+
+    def test_every_link_in_the_library_has_its_page_and_anchor(self) -> None:
+        """Each `docs_url(page, anchor)` in src names a docs page and a heading on it."""
+        calls = [
+            (page, anchor)
+            for path in sorted((ROOT / "src").rglob("*.py"))
+            for page, anchor in self.CALL.findall(path.read_text("utf-8"))
+        ]
+        assert calls, "no docs_url call found: the pattern is stale"
+        broken = [
+            (page, anchor)
+            for page, anchor in calls
+            if not (DOCS / f"{page}.md").is_file()
+            or (anchor and anchor not in self._anchors(DOCS / f"{page}.md"))
+        ]
+        assert broken == []
