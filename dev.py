@@ -9,8 +9,10 @@ Needs only python3 (3.10+). Usage:
     python3 dev.py compat --write   # rewrite the README's compatibility table
                                     # from the last full `test` run
 
-`test` runs pytest once per Keras backend, each in its own process, and exits
-non-zero if any run fails. Set KERAS_BACKEND to run one backend only. Extra
+`test` first runs the static checks once (`ruff check`, `ruff format --check`,
+`mypy` on src/, and `mkdocs build --strict` of the documentation site), then
+pytest once per Keras backend, each in its own process, and exits non-zero if
+any of them fails. Set KERAS_BACKEND to run one backend only. Extra
 arguments after `test` go to every pytest run. After a full run (all three
 backends, no extra arguments) it checks that the README's compatibility table
 says what the suite just showed.
@@ -56,7 +58,7 @@ def setup() -> None:
     _run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     _run(
         PYTHON, "-m", "pip", "install", "--quiet",
-        "-e", ".[tensorflow,jax,torch,test]", TORCH,
+        "-e", ".[tensorflow,jax,torch,test,lint,docs]", TORCH,
     )  # fmt: skip
     STAMP.touch()
 
@@ -70,10 +72,34 @@ def _backends() -> tuple[str, ...]:
     return (chosen,)
 
 
+# --- static checks (issue 15): lint, format, types, the documentation site ---
+CHECKS = (
+    ("ruff check", ["-m", "ruff", "check", "."]),
+    ("ruff format", ["-m", "ruff", "format", "--check", "."]),
+    ("mypy", ["-m", "mypy"]),  # files = src/ (pyproject.toml [tool.mypy])
+    ("mkdocs build", ["-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir",
+                      str(ROOT / "build" / "site")]),
+)  # fmt: skip
+
+
+def checks() -> dict[str, tuple[int, float]]:
+    """Run each static check once (they do not depend on the backend)."""
+    results: dict[str, tuple[int, float]] = {}
+    for name, cmd in CHECKS:
+        print(f"\n=== {name}: {' '.join(cmd)}", flush=True)
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.setdefault("NO_MKDOCS_2_WARNING", "1")  # mkdocs-material's banner
+        start = time.monotonic()
+        code = subprocess.run([str(PYTHON), *cmd], cwd=ROOT, env=env).returncode
+        results[name] = (code, time.monotonic() - start)
+    return results
+
+
 def test(args: list[str]) -> int:
     backends = _backends()
     full = backends == BACKENDS and not args
-    results: dict[str, tuple[int, float]] = {}
+    results: dict[str, tuple[int, float]] = checks() if not args else {}
     for backend in backends:
         env = {**os.environ, "KERAS_BACKEND": backend}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -85,8 +111,8 @@ def test(args: list[str]) -> int:
         results[backend] = (code, time.monotonic() - start)
     print("\n=== summary")
     for backend, (code, seconds) in results.items():
-        verdict = "passed" if code == 0 else f"FAILED (pytest exit {code})"
-        print(f"  {backend:<10} {verdict} in {seconds:.0f} s")
+        verdict = "passed" if code == 0 else f"FAILED (exit {code})"
+        print(f"  {backend:<12} {verdict} in {seconds:.0f} s")
     failed = any(code for code, _ in results.values())
     if full and not failed:
         return compat(["--check"])

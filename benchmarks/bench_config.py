@@ -25,23 +25,23 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import gc  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
+import gc
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-import _harness  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from _harness import Row, ms, print_header, print_table  # noqa: E402
+import _harness
+import keras
+import numpy as np
+from _harness import Row, ms, print_header, print_table
 
-import serializable  # noqa: E402
+import serializable
 
 # Benchmark 1 times N_LAYERS layers per side and repeat, as CONFIG_BLOCKS
 # interleaved blocks so that a burst of load from elsewhere hits both sides.

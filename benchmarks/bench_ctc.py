@@ -57,26 +57,26 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cProfile  # noqa: E402
-import gc  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import pstats  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import cProfile
+import gc
+import logging
+import math
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-import _harness  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from _harness import Row, ms, print_header  # noqa: E402
+import _harness
+import keras
+import numpy as np
+import tensorflow as tf
+from _harness import Row, ms, print_header
 
-from serializable._backends import tensorflow_ops  # noqa: E402
-from serializable.ctc import CTCLayer, ctc_loss  # noqa: E402
+from serializable._backends import tensorflow_ops
+from serializable.ctc import CTCLayer, ctc_loss
 
 BATCH = 32
 STEPS = 200

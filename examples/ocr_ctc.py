@@ -36,15 +36,15 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import serializable  # noqa: E402
+import serializable
 
 # Importing serializable.ctc also registers CTCLayer and CTCDecoder. The fresh
 # process needs that import too: `serializable.load_model` refuses a file whose
 # classes are not registered rather than guess where they live.
-from serializable.ctc import (  # noqa: E402
+from serializable.ctc import (
     CharacterErrorRate,
     CTCDecoder,
     CTCLayer,

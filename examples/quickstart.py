@@ -17,10 +17,10 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import serializable  # noqa: E402
+import serializable
 
 
 @serializable.register_keras_serializable(package="quickstart")

@@ -383,7 +383,7 @@ class Mutating(SerializableLayer, package="test_config"):
 class TestPublicSurface:
     def test_all_is_the_public_surface(self):
         """__all__ lists exactly the public names, sorted, and each exists."""
-        import serializable.testing  # noqa: F401  (a public sub-namespace)
+        import serializable.testing
 
         public = {n for n in dir(serializable) if not n.startswith("_")} - {
             "annotations",

@@ -1,4 +1,6 @@
-"""Each pitfall from KERAS_PITFALLS.md: plain Keras gets it wrong, the library fixes it.
+"""Each pitfall from docs/pitfalls.md: plain Keras gets it wrong, the library fixes it.
+
+`TestP<n>` is section n of docs/pitfalls.md (P1 is its first section).
 
 Every `TestP<n>` group pairs a test that shows plain Keras failing (so we notice
 if Keras ever fixes it) with a test that the same code round-trips in both

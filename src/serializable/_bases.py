@@ -98,7 +98,8 @@ class SerializableModel(_RegisterOnSubclass, keras.Model):
     Works for subclassed models (layers as attributes, a `call` method) and for
     Functional subclasses that build a graph in `__init__` and pass
     `inputs`/`outputs` to `super().__init__` (their own constructor arguments
-    are kept, P22).
+    are kept: see
+    [functional-subclass-arguments](https://keras-serializable.github.io/keras-serializable/pitfalls/#functional-subclass-arguments)).
 
     Example:
 
@@ -161,7 +162,9 @@ def _make_functional(leaf: type) -> None:
 
 
 class SerializableLoss(_RegisterOnSubclass, keras.losses.Loss):
-    """A `keras.losses.Loss` whose constructor arguments are saved (P9).
+    """A `keras.losses.Loss` whose constructor arguments are saved.
+
+    See [losses-metrics-schedules](https://keras-serializable.github.io/keras-serializable/pitfalls/#losses-metrics-schedules).
 
     Keras saves only `name` and `reduction` of a custom loss unless you write
     `get_config`; subclasses of this class save every `__init__` argument.
@@ -184,7 +187,9 @@ class SerializableLoss(_RegisterOnSubclass, keras.losses.Loss):
 
 
 class SerializableMetric(_RegisterOnSubclass, keras.metrics.Metric):
-    """A `keras.metrics.Metric` whose constructor arguments are saved (P9).
+    """A `keras.metrics.Metric` whose constructor arguments are saved.
+
+    See [losses-metrics-schedules](https://keras-serializable.github.io/keras-serializable/pitfalls/#losses-metrics-schedules).
 
     Example:
 

@@ -598,7 +598,9 @@ _DECODERS = {
 
 
 def guard_rebuild(layer: keras.layers.Layer) -> None:
-    """Make `build()` a no-op on a layer that deserialization already built (P3).
+    """Make `build()` a no-op on a layer that deserialization already built.
+
+    See docs/pitfalls.md#child-built-twice.
 
     Keras rebuilds a nested layer from its saved build config; a parent whose
     own `build()` then builds the child again would try to create its weights

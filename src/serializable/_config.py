@@ -12,7 +12,8 @@
   that an `__init__` without `**kwargs` could not take.
 
 A class that writes its own `get_config` keeps it; it only gets a
-`from_config` that deserializes the nested Keras objects it returns (P2).
+`from_config` that deserializes the nested Keras objects it returns (see
+docs/pitfalls.md#get-config-returns-objects).
 """
 
 from __future__ import annotations
@@ -315,7 +316,9 @@ def _capturing_new(cls: type, *args: Any, **kwargs: Any) -> Any:
 
 
 def _guard_built_children(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """A built layer handed to a constructor must not be built again (P3).
+    """A built layer handed to a constructor must not be built again.
+
+    See docs/pitfalls.md#child-built-twice.
 
     This covers hand-written `from_config`s too: whatever deserialized the
     child, the parent's `build()` calling `child.build()` becomes a no-op.
@@ -376,7 +379,8 @@ def generated_get_config(self: Any) -> dict[str, Any]:
         if extra:
             meta["kwargs"] = extra
     if isinstance(self, keras.Model) and self.built and not _is_functional(self):
-        # `.h5` keeps no build information for subclassed models (P6); keep it
+        # `.h5` keeps no build information for subclassed models
+        # (docs/pitfalls.md#subclassed-models-in-h5); keep it
         # in the config so from_config can rebuild before weights load.
         build_config = self.get_build_config()
         if build_config:
@@ -525,7 +529,8 @@ def lenient_from_config(
 
     Installed by keras-serializable on classes that write their own
     `get_config` but not `from_config`. Keras's default `cls(**config)` passes
-    nested layers and initializers to `__init__` as dicts (P2).
+    nested layers and initializers to `__init__` as dicts (see
+    docs/pitfalls.md#get-config-returns-objects).
     """
     spec = spec_for(cls)
     config = dict(config)
@@ -551,7 +556,9 @@ def _pop_settings(spec: Spec, config: dict[str, Any]) -> dict[str, Any]:
 def _construct(
     cls: type, spec: Spec, values: dict[str, Any], settings: dict[str, Any]
 ) -> Any:
-    """Call the constructor, then put back settings `__init__` could not take (P16).
+    """Call the constructor, then put back settings `__init__` could not take.
+
+    See docs/pitfalls.md#missing-kwargs.
 
     name, trainable and dtype go to `__init__` when it accepts them; an
     `__init__` without `**kwargs`, or one that swallows them, would lose them,
@@ -601,8 +608,9 @@ def _complete_settings(cls: type) -> None:
         if not isinstance(config, dict):
             return config
         # Nested objects, arrays and tuples returned as they are would reach
-        # `.h5` as strings or lists (P2, P4, P5): encode them like generated
-        # configs do; from_config decodes them.
+        # `.h5` as strings or lists (docs/pitfalls.md: get-config-returns-objects,
+        # tuples, numpy-values): encode them like generated configs do;
+        # from_config decodes them.
         owner = type(self).__name__
         for key, value in list(config.items()):
             if not _looks_serialized(value):

@@ -46,13 +46,18 @@ def _format_for(path: Path, action: str) -> str:
 
 def save_model(
     model: keras.Model,
-    path: str | os.PathLike[str],
-    *,
+    filepath: str | os.PathLike[str],
     overwrite: bool = True,
+    zipped: bool | None = None,
+    *,
     include_optimizer: bool = True,
     verify: bool = False,
 ) -> Path:
-    """Save `model` to `path` atomically, in the format its suffix names.
+    """Save `model` to `filepath` atomically, in the format its suffix names.
+
+    A drop-in for `keras.saving.save_model`: the same parameter names and
+    positional order (`model, filepath, overwrite, zipped`), plus the
+    keyword-only `include_optimizer` and `verify`.
 
     `.keras` is written by Keras; `.h5` by keras-serializable's legacy writer,
     which stores registered model names, unique weight names and optimizer
@@ -61,9 +66,12 @@ def save_model(
 
     Args:
         model: The model to save.
-        path: Target file; `.keras`, `.h5` or `.hdf5`.
+        filepath: Target file; `.keras`, `.h5` or `.hdf5`.
         overwrite: Replace an existing file. With False an existing file
-            raises `FileExistsError`.
+            raises `FileExistsError` (Keras would prompt instead).
+        zipped: As in Keras: `None` or `True` writes a `.keras` zip archive.
+            `False` (Keras's unzipped directory) is not supported, since a
+            directory cannot be replaced atomically; it raises `ValueError`.
         include_optimizer: Save the optimizer and its state with the model.
         verify: Reload the new file and compare it with `model` (class,
             configs, weights, outputs) before it replaces the old file.
@@ -72,8 +80,9 @@ def save_model(
         The path written.
 
     Raises:
-        ValueError: If the suffix names no supported format.
-        FileExistsError: If `path` exists and `overwrite` is False.
+        ValueError: If the suffix names no supported format, or `zipped` is
+            False.
+        FileExistsError: If `filepath` exists and `overwrite` is False.
         FormatLimitError: If `.h5` cannot hold something in the model.
         RoundtripError: If `verify` finds a difference; the old file is kept.
 
@@ -88,8 +97,17 @@ def save_model(
     restored = serializable.load_model("model.h5")
     ```
     """
-    path = Path(path)
+    path = Path(filepath)
     fmt = _format_for(path, "save to")
+    if zipped is not None and not zipped:
+        message = (
+            f"Cannot save to {str(path)!r}: expected zipped=None or True; "
+            "keras-serializable writes a single file, replaced atomically. "
+            "Received: zipped=False. Leave zipped out, or call "
+            "keras.saving.save_model(model, path, zipped=False) for Keras's "
+            "unzipped directory."
+        )
+        raise ValueError(message)
     if not overwrite and os.path.lexists(path):
         raise FileExistsError(_exists_message(path))
     # A symlink is written through, as Keras does: its target gets the model.
@@ -302,26 +320,35 @@ def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
 
 
 def load_model(
-    path: str | os.PathLike[str],
-    *,
-    compile: bool = True,
+    filepath: str | os.PathLike[str],
     custom_objects: dict[str, Any] | None = None,
+    compile: bool = True,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """Load a `.keras` or `.h5` model safely, repairing what Keras cannot load.
+
+    A drop-in for `keras.saving.load_model`: the same parameter names and
+    positional order (`filepath, custom_objects, compile, safe_mode`).
 
     The format is read from the file's bytes, not trusted from its suffix.
     Registered classes need no `custom_objects`. Legacy `.h5` files written by
     plain Keras 3 get the repairs that apply to them: compiled loss and metric
-    names such as `"mse"` (P7), optimizer slots restored so training resumes
-    (P15), operations saved as layers (P12). No code from the file is run:
-    nothing is unpickled, Keras's safe mode stays on, no module is imported
-    because a file names it.
+    names such as `"mse"`, optimizer slots restored so training resumes,
+    operations saved as layers (see the pitfalls page of the documentation,
+    https://keras-serializable.github.io/keras-serializable/pitfalls/). No
+    code from the file is run: nothing is unpickled, Keras's safe mode stays
+    on, no module is imported because a file names it.
 
     Args:
-        path: The model file.
-        compile: Compile the model with its saved training configuration.
+        filepath: The model file.
         custom_objects: Extra name -> class mappings, for classes you cannot
             register.
+        compile: Compile the model with its saved training configuration.
+        safe_mode: Keras's safe mode, on by default: a file that would run
+            code when loaded (a `Lambda` layer's Python bytecode) is refused.
+            `safe_mode=False` is Keras's explicit opt-in for files you trust
+            completely, passed through to Keras unchanged; never use it on a
+            file from someone else.
 
     Returns:
         The loaded model.
@@ -341,7 +368,7 @@ def load_model(
     model = serializable.load_model("model.h5")
     ```
     """
-    return _load_file(Path(path), compile, custom_objects)
+    return _load_file(Path(filepath), compile, custom_objects, safe_mode=safe_mode)
 
 
 def _load_file(
@@ -349,6 +376,8 @@ def _load_file(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    *,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """`load_model`; `optimizer_state=False` leaves the optimizer's saved
     variables in the file (see `_load`)."""
@@ -361,7 +390,13 @@ def _load_file(
         try:
             _check_classes(contents, custom_objects or {})
             model = _load(
-                path, contents, handle, compile, custom_objects, optimizer_state
+                path,
+                contents,
+                handle,
+                compile,
+                custom_objects,
+                optimizer_state,
+                safe_mode=safe_mode,
             )
         except BaseException:
             if checker is not None:
@@ -402,6 +437,8 @@ def _load(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    *,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """Build the model from an opened file; its errors become ours.
 
@@ -413,7 +450,12 @@ def _load(
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
             if contents.format == "h5":
                 return _h5.load_open(
-                    handle, contents, compile, custom_objects, optimizer_state
+                    handle,
+                    contents,
+                    compile,
+                    custom_objects,
+                    optimizer_state,
+                    safe_mode=safe_mode,
                 )
             with _keras_path(path) as keras_path:
                 compiled = compile and optimizer_state
@@ -423,7 +465,7 @@ def _load(
                         keras_path,
                         custom_objects=custom_objects,
                         compile=compiled,
-                        safe_mode=True,
+                        safe_mode=safe_mode,
                     )
 
                 if compiled and contents.compile_config:

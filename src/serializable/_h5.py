@@ -2,19 +2,22 @@
 
 The layout stays the one Keras writes (`model_config`/`training_config`
 attributes, `model_weights` and `optimizer_weights` groups), so files written
-here still load in plain Keras where Keras can load them at all. On top:
+here still load in plain Keras where Keras can load them at all. On top (each
+item is a section of docs/pitfalls.md):
 
-* P6: the top-level model is stored under its registered name
-  (`"package>Name"`), not the bare class name, and its build information is in
-  the generated config, so it reloads built;
-* P7: loss and metric names such as `"mse"` are compiled from strings instead
-  of through Keras's legacy deserializer, which rejects them;
-* P12: Keras operations recorded as layers (`NotEqual` from a mask) are found;
-* P15: optimizer slots are restored after compiling, so training resumes
-  exactly;
-* P19: weights are stored under unique names, with each one's position in
-  `layer.weights`, so two weights with the same name, or a `trainable` flag
-  flipped after build, load into the right variables;
+* subclassed-models-in-h5: the top-level model is stored under its
+  registered name (`"package>Name"`), not the bare class name, and its build
+  information is in the generated config, so it reloads built;
+* string-losses-in-h5: loss and metric names such as `"mse"` are compiled
+  from strings instead of through Keras's legacy deserializer, which rejects
+  them;
+* mask-ops-in-h5: Keras operations recorded as layers (`NotEqual` from a
+  mask) are found;
+* optimizer-state-in-h5: optimizer slots are restored after compiling, so
+  training resumes exactly;
+* duplicate-weight-names: weights are stored under unique names, with each
+  one's position in `layer.weights`, so two weights with the same name, or a
+  `trainable` flag flipped after build, load into the right variables;
 * a manifest (`serializable_manifest`) records the module of every custom
   class, so a missing one can be named with where it lived;
 * every weight and optimizer slot carries a checksum (`serializable_checksum`),
@@ -46,7 +49,7 @@ from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_uti
 from keras.src.saving import object_registration, serialization_lib
 
 from . import _backends, _guard
-from ._errors import FormatLimitError, ModelFileError
+from ._errors import FormatLimitError, ModelFileError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
@@ -112,7 +115,8 @@ def check_limits(model: keras.Model) -> None:
 
     `.h5` stores each top-level layer's weights in its own group; a variable
     reachable from two of them (a layer shared with a nested model, tied
-    weights) would be stored twice and reload as two independent copies (P11).
+    weights) would be stored twice and reload as two independent copies
+    (docs/pitfalls.md#shared-layers-tied-weights).
     """
     owners: dict[int, set[str]] = {}
     paths: dict[int, str] = {}
@@ -126,7 +130,8 @@ def check_limits(model: keras.Model) -> None:
             f"Cannot save model '{model.name}' as .h5: expected every variable to "
             "belong to one top-level layer. Received: variables shared between "
             f"layers ({', '.join(shared[:5])}), which .h5 would store twice and "
-            "reload as separate copies (P11). Save it as .keras instead."
+            "reload as separate copies. Save it as .keras instead; see "
+            f"{docs_url('pitfalls', 'shared-layers-tied-weights')}"
         )
         raise FormatLimitError(message)
 
@@ -181,7 +186,7 @@ def _json_default(obj: Any) -> Any:
 def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
     """Registered name -> module of every custom class the model uses, plus
     notes Keras does not keep: the registered top-level class and whether the
-    model's outputs are a tuple (P4).
+    model's outputs are a tuple (docs/pitfalls.md#tuples).
 
     `config` is the model's config as the caller already serialized it (the
     `.keras` `config.json`, or the `.h5` metadata with its training config);
@@ -215,12 +220,16 @@ def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
 
 
 def restore_notes(model: keras.Model, notes: dict[str, Any]) -> None:
-    """Put back what the notes record: tuple outputs come back as tuples (P4)."""
+    """Put back what the notes record: tuple outputs come back as tuples.
+
+    See docs/pitfalls.md#tuples.
+    """
     if notes.get("__outputs__") == "tuple":
         structure = getattr(model, "_outputs_struct", None)
         if isinstance(structure, list):
             model._outputs_struct = tuple(structure)
-    # A sub-layer frozen after construction is in no config (P19).
+    # A sub-layer frozen after construction is in no config
+    # (docs/pitfalls.md#duplicate-weight-names).
     frozen = set(notes.get("__frozen__", ()))
     if frozen:
         for layer in model._flatten_layers(include_self=False, recursive=True):
@@ -339,13 +348,16 @@ def load_open(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    *,
+    safe_mode: bool = True,
 ) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
     `handle` and `contents` come from `_inspect.opened`, which has read the
     metadata; `contents.model_config` is consumed (Keras's loader edits it).
     `optimizer_state=False` compiles (with `compile`) without restoring the
-    optimizer's saved variables.
+    optimizer's saved variables. `safe_mode` is Keras's (`load_model`'s
+    explicit opt-out for trusted files).
     """
     path = contents.path
     model_config = contents.model_config
@@ -355,7 +367,7 @@ def load_open(
     required = _guard.INTEGRITY_MARKER in contents.notes
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
-        serialization_lib.SafeModeScope(True),
+        serialization_lib.SafeModeScope(safe_mode),
     ):
         model = _build(handle, model_config, objects, unfilled)
         try:
@@ -518,7 +530,7 @@ _OPS_MODULES = ("numpy", "nn", "math", "core", "linalg", "image")
 
 
 def _operation_classes(config: Any) -> dict[str, Any]:
-    """Keras ops saved as layers (P12), e.g. `NotEqual` from a mask.
+    """Keras ops saved as layers, e.g. `NotEqual` from a mask (mask-ops-in-h5).
 
     Legacy `.h5` records them by bare class name, which the legacy loader
     looks up among layers only; they are Keras's own classes in `keras.ops`.
@@ -666,7 +678,10 @@ def _check_data(dataset: Any, value: np.ndarray, what: str, required: bool) -> N
 def _compile(
     model: keras.Model, training: dict[str, Any], objects: dict[str, Any]
 ) -> None:
-    """Compile from a legacy training config; strings stay strings (P7)."""
+    """Compile from a legacy training config; strings stay strings.
+
+    See docs/pitfalls.md#string-losses-in-h5.
+    """
     with object_registration.CustomObjectScope(objects):
         optimizer = keras.optimizers.deserialize(training["optimizer_config"])
         loss = _nested(training.get("loss"), keras.losses.deserialize)
@@ -696,7 +711,10 @@ def _nested(config: Any, deserialize: Any) -> Any:
 def _load_optimizer(
     group: h5py.Group, model: keras.Model, required: bool = False
 ) -> None:
-    """Restore optimizer iterations and slots so training resumes exactly (P15)."""
+    """Restore optimizer iterations and slots so training resumes exactly.
+
+    See docs/pitfalls.md#optimizer-state-in-h5.
+    """
     optimizer = model.optimizer
     names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
     datasets = [group[name] for name in names]

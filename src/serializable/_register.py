@@ -6,10 +6,10 @@ On top of Keras it:
 
 * generates `get_config`/`from_config` from `__init__` (see `_config`);
 * refuses to register a *different* class under a name already taken (Keras
-  silently lets the later one win, P14); registering the same class again, as
-  a module reload does, is fine;
+  silently lets the later one win: docs/pitfalls.md#name-clashes);
+  registering the same class again, as a module reload does, is fine;
 * lets legacy `.h5` files find registered `Model` subclasses, which `.h5`
-  records by bare class name only (P6).
+  records by bare class name only (docs/pitfalls.md#subclassed-models-in-h5).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from ._errors import RegistrationError
 
 T = TypeVar("T")
 
-# Bare class names `.h5` may store for a top-level model (P6), and the
+# Bare class names `.h5` may store for a top-level model
+# (docs/pitfalls.md#subclassed-models-in-h5), and the
 # registered model classes behind each; a name shared by two classes is
 # ambiguous and gets no alias.
 _BARE_MODEL_NAMES: dict[str, set[str]] = {}

@@ -700,7 +700,9 @@ _MISSING = object()
 
 
 def _check_config_completeness(model: keras.Model, problems: list[str]) -> None:
-    """A hand-written get_config that forgets an __init__ argument (P16).
+    """A hand-written get_config that forgets an __init__ argument.
+
+    See docs/pitfalls.md#missing-kwargs.
 
     Reload calls the constructor with the config, so a missing argument comes
     back with its default: a different object, silently. Keras's own classes
@@ -848,7 +850,10 @@ def _framework_attributes() -> frozenset[str]:
 
 
 def _check_state_attributes(where: str, a: Any, b: Any, problems: list[str]) -> None:
-    """Non-weight state: numpy arrays and plain values set after __init__ (P10)."""
+    """Non-weight state: numpy arrays and plain values set after __init__.
+
+    See docs/pitfalls.md#non-weight-state.
+    """
     import inspect
 
     config = _original_config(a)
@@ -912,7 +917,8 @@ def _check_weights(
     by_path = {v.path: v for v in loaded}
     paired = len(saved) == len(loaded)
     for index, variable in enumerate(saved):
-        # Same position and path first: two weights may share a path (P19).
+        # Same position and path first: two weights may share a path
+        # (docs/pitfalls.md#duplicate-weight-names).
         if paired and loaded[index].path == variable.path:
             other = loaded[index]
         else:
@@ -1112,11 +1118,14 @@ def _check_optimizer(
     if not slots:
         return
     if len(a.variables) != len(b.variables):
+        from ._errors import docs_url
+
         problems.append(
             f"optimizer state lost: {len(a.variables)} optimizer variables saved, "
             f"{len(b.variables)} after reload (moments/slots not restored, so training "
             "will not resume where it stopped; legacy .h5 written by model.save keeps "
-            "no optimizer slots (P15): use .keras)"
+            "no optimizer slots: use .keras; see "
+            f"{docs_url('pitfalls', 'optimizer-state-in-h5')})"
         )
         return
     # Paired by position, not by path: a slot is named after its model

@@ -2,7 +2,8 @@
 
 Keras files hold two things for a layer: its config and its variables.
 Anything else a layer computes or is handed (a lookup table, statistics, an
-embedding matrix built outside training) is lost on reload (P10). Small state
+embedding matrix built outside training) is lost on reload
+(docs/pitfalls.md#non-weight-state). Small state
 belongs in a constructor argument, which the generated config saves; large
 numeric state belongs in a variable, which both formats save with the weights.
 """

@@ -8,7 +8,13 @@ import exactly the modules passed with `--import` and nothing else.
 Exit codes: 0 success; 1 a problem was found in the model (`check` found a
 difference, the file does not reload, `convert` could not write a faithful
 copy); 2 the input cannot be used (missing or corrupted file, classes not
-registered, bad arguments).
+registered, bad arguments). When the reader of the output goes away (`... |
+head -1`), the command stops quietly with the shell's code for that, 141.
+
+Keras is imported only by the commands that load a model, so `--help`,
+`--version` and `inspect` start fast. `--json` output is one JSON document on
+stdout; its schema is in docs/cli.md. Progress goes to stderr, and only when
+stderr is a terminal.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from ._errors import (
 EXIT_OK = 0
 EXIT_PROBLEM = 1
 EXIT_UNUSABLE = 2
+# What a shell reports for a command stopped by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 _SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 
@@ -64,7 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {__version__}"
+        "--version",
+        action="version",
+        # The distribution and where it is imported from: the unrelated
+        # `serializable` package on PyPI shares the import name.
+        version=f"%(prog)s {__version__} (keras-serializable, {Path(__file__).parent})",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -108,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         help="formats to round-trip through: keras, h5 (default: both)",
     )
     check.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as a JSON object (schema in the docs) instead of text",
+    )
+    check.add_argument(
         "--fresh-process",
         action="store_true",
         help=(
@@ -137,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument(
         "--force", action="store_true", help="replace OUT if it already exists"
+    )
+    convert.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as a JSON object (schema in the docs) instead of text",
     )
     convert.set_defaults(handler=_convert_command)
     return parser
@@ -176,6 +198,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_code = main(["inspect", "model.keras", "--json"])
     ```
     """
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here for short output
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _silence_stdout() -> None:
+    """The reader of stdout went away: send what is still buffered nowhere.
+
+    Otherwise Python reports the failed flush at exit ("Exception ignored ...
+    BrokenPipeError"), which is noise: the reader stopped on purpose.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests)
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -197,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         _error(args.command, f"{err}\n{hint}")
         return EXIT_UNUSABLE
+    except BrokenPipeError:
+        raise  # not the input's fault: main() stops quietly
     except (_UsageError, SerializableError, OSError) as err:
         _error(args.command, str(err))
         return EXIT_UNUSABLE
@@ -217,6 +264,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _error(command: str, message: str) -> None:
     print(f"serializable {command}: error: {message}", file=sys.stderr)
+
+
+class _Progress:
+    """`[1/3] loading model.h5 ...` on stderr, only when stderr is a terminal."""
+
+    def __init__(self, command: str, steps: int) -> None:
+        self.command = command
+        self.steps = steps
+        self.done = 0
+        self.enabled = _isatty(sys.stderr)
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        if self.enabled:
+            line = f"serializable {self.command}: [{self.done}/{self.steps}] {what}"
+            print(line, file=sys.stderr, flush=True)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    print(json.dumps(document, indent=2))
 
 
 # ---------------------------------------------------------------------------
@@ -240,7 +314,7 @@ def _inspect_command(args: argparse.Namespace) -> int:
     with _importable_cwd():  # where `--import` would look for the modules
         report = _describe_file(contents)
     if args.json:
-        print(json.dumps(report, indent=2))
+        _print_json(report)
     else:
         print(_render_text(report))
     return EXIT_OK
@@ -360,7 +434,8 @@ def _keras_layers(
         module = entry.get("module")
         own: dict[str, tuple[int, ...]] = {}
         sub = ""
-        # Keras operations recorded as layers (P12) are not in model.layers and
+        # Keras operations recorded as layers (docs/pitfalls.md#mask-ops-in-h5)
+        # are not in model.layers and
         # hold no weights; they take no place in the naming.
         is_operation = isinstance(module, str) and ".ops." in f"{module}."
         if not is_operation and isinstance(entry.get("class_name"), str):
@@ -649,14 +724,33 @@ def _check_command(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     formats = list(dict.fromkeys(args.formats))
+    progress = _Progress("check", 2)
+    result: dict[str, Any] = {
+        "command": "check",
+        "path": str(path),
+        "format": None,
+        "model": None,
+        "formats": formats,
+        "ok": False,
+        "status": "problems",
+        "problems": {},
+        "reports": {},
+    }
     with _importable_cwd():
         _import_modules(args.imports)
         contents = _inspect.read_file(path)  # an unreadable file is unusable input
+        result["format"] = contents.format
+        progress.step(f"loading {path} ...")
         try:
             model = load_model(path)
         except ModelFileError as err:
             # The file reads and every class is registered, yet Keras cannot
             # rebuild the model from it: that is what `check` is for.
+            if args.json:
+                result["status"] = "does_not_reload"
+                result["problems"] = {"load": [str(err)]}
+                _print_json(result)
+                return EXIT_PROBLEM
             print(f"FAILED: {path} ({contents.format}) does not reload.\n{err}")
             print(
                 "Common causes: a hand-written get_config that forgets an "
@@ -664,7 +758,10 @@ def _check_command(args: argparse.Namespace) -> int:
             )
             return EXIT_PROBLEM
         label = f"'{model.name}' ({type(model).__name__})"
-        print(f"Checking {label} from {path} in {', '.join(formats)}...")
+        result["model"] = {"name": model.name, "class_name": type(model).__name__}
+        progress.step(f"saving and reloading in {', '.join(formats)} ...")
+        if not args.json:
+            print(f"Checking {label} from {path} in {', '.join(formats)}...")
         try:
             report = assert_roundtrip(
                 model,
@@ -673,6 +770,10 @@ def _check_command(args: argparse.Namespace) -> int:
                 using="serializable",
             )
         except RoundtripError as err:
+            if args.json:
+                result["problems"] = {k: list(v) for k, v in err.problems.items()}
+                _print_json(result)
+                return EXIT_PROBLEM
             print(str(err))
             failed = [fmt for fmt in formats if fmt in err.problems]
             print(f"FAILED: problems found in {', '.join(failed) or 'the config'}.")
@@ -683,6 +784,19 @@ def _check_command(args: argparse.Namespace) -> int:
                 f"can save and call. Received: {type(err).__name__}: {err}"
             )
             raise _UsageError(message) from err
+    if args.json:
+        result.update(ok=True, status="ok")
+        result["reports"] = {
+            fmt: {
+                "file_bytes": entry.file_bytes,
+                "save_seconds": entry.save_seconds,
+                "load_seconds": entry.load_seconds,
+                "checked": list(entry.checked),
+            }
+            for fmt, entry in report.formats.items()
+        }
+        _print_json(result)
+        return EXIT_OK
     print(str(report))
     print(f"OK: {label} survives a save/reload round trip in {', '.join(formats)}.")
     return EXIT_OK
@@ -714,15 +828,49 @@ def _convert_command(args: argparse.Namespace) -> int:
             "or choose another path."
         )
         raise _UsageError(message)
+    progress = _Progress("convert", 2)
+    result: dict[str, Any] = {
+        "command": "convert",
+        "input": str(source),
+        "input_format": None,
+        "output": str(target),
+        "output_format": target_format,
+        "ok": False,
+        "written": False,
+        "verified": False,
+        "size_bytes": None,
+        "problems": [],
+    }
     with _importable_cwd():
         _import_modules(args.imports)
         source_format = _inspect.sniff_format(source)
+        result["input_format"] = source_format
+        progress.step(f"loading {source} ...")
         model = load_model(source)
+        verb = "writing" if args.no_verify else "writing and verifying"
+        progress.step(f"{verb} {target} ...")
         try:
             save_model(model, target, overwrite=args.force, verify=not args.no_verify)
         except (RoundtripError, FormatLimitError) as err:
+            if args.json:
+                if isinstance(err, RoundtripError):
+                    found = [p for items in err.problems.values() for p in items]
+                else:
+                    found = [str(err)]
+                result["problems"] = found
+                _print_json(result)
+                return EXIT_PROBLEM
             print(f"FAILED: nothing was written to {target}.\n{err}")
             return EXIT_PROBLEM
+    if args.json:
+        result.update(
+            ok=True,
+            written=True,
+            verified=not args.no_verify,
+            size_bytes=target.stat().st_size,
+        )
+        _print_json(result)
+        return EXIT_OK
     written = _size(target.stat().st_size, exact=False)
     verified = (
         "not verified (--no-verify)"

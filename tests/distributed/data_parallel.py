@@ -25,10 +25,10 @@ os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_force_host_platform_device_count=2"]
 ).strip()
 
-import dist_blocks  # noqa: E402  (everything after XLA_FLAGS is set)
-import jax  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import dist_blocks
+import jax
+import keras
+import numpy as np
 
 
 def main(directory: Path) -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 if os.environ.get("KERAS_BACKEND") != "tensorflow":
     sys.exit("mirrored.py needs KERAS_BACKEND=tensorflow")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import tensorflow as tf
 
 # Two logical CPU devices, before anything initialises the runtime.
 _cpu = tf.config.list_physical_devices("CPU")[0]
