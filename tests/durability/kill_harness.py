@@ -22,10 +22,10 @@ from pathlib import Path
 
 os.environ["KERAS_BACKEND"] = "numpy"
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import serializable  # noqa: E402
+import serializable
 
 
 def model(value: float) -> keras.Model:
@@ -72,7 +72,7 @@ def main() -> None:
         temporaries_seen += len([p for p in directory.iterdir() if ".tmp." in p.name])
         try:
             found = weights_of(target)
-        except Exception as err:  # noqa: BLE001 - any failure is the finding
+        except Exception as err:
             problems.append(f"round {round_}: {type(err).__name__}: {err}")
             continue
         if found not in ({1.0}, {2.0}):
