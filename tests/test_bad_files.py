@@ -269,21 +269,6 @@ class TestChecksums:
         with h5py.File(path, "r+") as handle:
             handle["model_weights"].visititems(visit)
 
-    def test_files_with_the_older_xor_sum_checksum_still_load(self, good, tmp_path):
-        """A file whose weights carry the earlier "xs64" checksums loads, and a
-        flipped bit in it is still caught."""
-        from serializable._h5 import _checksum_xs64
-
-        path = write(tmp_path / "model.h5", good.files["save_model", "h5"])
-        self.rewrite_checksums(path, _checksum_xs64)
-        data = path.read_bytes()
-        assert b"xs64:" in data
-        restored = serializable.load_model(path)
-        np.testing.assert_array_equal(predict(restored, good.x), good.expected)
-        start = self.kernel_offset(data, good)
-        damaged = write(tmp_path / "damaged.h5", flip(data, start + 3, 7))
-        assert_file_error(damaged, "is damaged", "xs64:")
-
     def test_unknown_checksum_kind_is_reported(self, good, tmp_path):
         """A checksum attribute this version cannot read is not silently skipped."""
         path = write(tmp_path / "model.h5", good.files["save_model", "h5"])

@@ -27,6 +27,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import _keras_compat
 from ._errors import ConfigDecodeError, UnserializableArgumentError
 
 TAG = "__serializable__"
@@ -69,12 +70,10 @@ class Where:
 
 
 def _is_keras_object(value: object) -> bool:
-    from keras.src.saving.keras_saveable import KerasSaveable
-
     return isinstance(
         value,
         (
-            KerasSaveable,
+            *_keras_compat.saveable_types(),
             keras.DTypePolicy,
             keras.optimizers.schedules.LearningRateSchedule,
         ),
@@ -99,12 +98,7 @@ def _is_builtin_keras(cls_or_fn: Any) -> bool:
 
 
 def _is_registered(obj: Any) -> bool:
-    from keras.src.saving import object_registration
-
-    try:
-        return obj in object_registration.GLOBAL_CUSTOM_NAMES
-    except TypeError:  # unhashable values are never registered
-        return False
+    return _keras_compat.is_registered(obj)
 
 
 def _fail(where: Where, value: object, expected: str, fix: str) -> None:
@@ -175,9 +169,7 @@ def _check_keras_object(value: object, where: Where) -> None:
 
 
 def _enum_name(cls: type) -> str:
-    from keras.src.saving import object_registration
-
-    registered = object_registration.GLOBAL_CUSTOM_NAMES.get(cls)
+    registered = _keras_compat.registered_name(cls)
     return registered or f"{cls.__module__}:{cls.__qualname__}"
 
 
@@ -419,10 +411,8 @@ def _decode_numpy_scalar(value: dict[str, Any]) -> Any:
 
 
 def _decode_enum(value: dict[str, Any]) -> enum.Enum:
-    from keras.src.saving import object_registration
-
     name = value["enum"]
-    cls = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
+    cls = keras.saving.get_custom_objects().get(name)
     if cls is None and ":" in name:
         # Only look in modules that are already imported: loading a file must
         # never import (and so run) a module the file names.
