@@ -165,6 +165,7 @@ def test_keras_builtin_names_cover_the_class_names_keras_writes():
     assert {"Dense", "Functional", "Sequential", "InputLayer", "Model"} <= names
     assert "NotEqual" not in names
     assert compat.operation_class("NotEqual").__name__ == "NotEqual"
+    assert compat.operation_class("Cast").__name__ == "Cast"
     assert compat.operation_class("NoSuchOperation") is None
 
 

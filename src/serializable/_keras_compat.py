@@ -72,10 +72,10 @@ def custom_objects() -> dict[str, Any]:
 def registered_name(obj: Any) -> str | None:
     """The name `obj` is registered under, or None if it is not registered.
 
-    Public API: `keras.saving.get_registered_name` (which falls back to
-    `obj.__name__` for unregistered objects, so the name is confirmed against
-    the registry). Unhashable values and objects without a name are never
-    registered. Keras 3.8.0-3.15.1.
+    Public API: `keras.saving.get_registered_name`, which answers the
+    registered name (always `"package>name"`) of a registered object and
+    `obj.__name__` otherwise. Unhashable values and objects without a name are
+    never registered. Keras 3.8.0-3.15.1.
     """
     import keras
 
@@ -83,7 +83,7 @@ def registered_name(obj: Any) -> str | None:
         name = keras.saving.get_registered_name(obj)
     except (TypeError, AttributeError):
         return None
-    if isinstance(name, str) and custom_objects().get(name) is obj:
+    if isinstance(name, str) and name != getattr(obj, "__name__", None):
         return name
     try:
         return _EXTRA_NAMES.get(obj)
