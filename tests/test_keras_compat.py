@@ -205,3 +205,49 @@ def test_deferred_initialization_is_available():
     assert not compat.in_stateless_scope()
     with keras.StatelessScope():
         assert compat.in_stateless_scope()
+
+
+def hide(monkeypatch, module: str) -> None:
+    """Make `import module` fail, as in a Keras release without it."""
+    import importlib
+    import sys
+
+    parent, _, child = module.rpartition(".")
+    monkeypatch.delattr(importlib.import_module(parent), child, raising=False)
+    monkeypatch.setitem(sys.modules, module, None)
+
+
+def test_without_legacy_saving_h5_is_refused_clearly(monkeypatch, tmp_path):
+    import serializable
+
+    hide(monkeypatch, "keras.src.legacy.saving")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(serializable.FormatLimitError, match=r"Save and load `\.keras`"):
+        serializable.save_model(model, tmp_path / "m.h5")
+    serializable.save_model(model, tmp_path / "m.keras")  # .keras is unaffected
+
+
+def test_without_global_state_h5_loads_the_ordinary_way(monkeypatch, tmp_path):
+    import serializable
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    serializable.save_model(model, tmp_path / "m.h5")
+    hide(monkeypatch, "keras.src.backend.common.global_state")
+    assert not compat.can_defer_initialization()
+    restored = serializable.load_model(tmp_path / "m.h5")
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_array_equal(
+        model.predict(x, verbose=0), restored.predict(x, verbose=0)
+    )
+
+
+class Tint(enum.Enum):
+    DARK = 1
+
+
+def test_without_the_reverse_map_enum_names_are_kept_here(monkeypatch):
+    hide(monkeypatch, "keras.src.saving.object_registration")
+    monkeypatch.setattr(compat, "_EXTRA_NAMES", {})
+    compat.register_name(Tint, "compat_test>Tint")
+    assert compat.registered_name(Tint) == "compat_test>Tint"
+    assert keras.saving.get_custom_objects()["compat_test>Tint"] is Tint
