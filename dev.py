@@ -15,7 +15,10 @@ pytest once per Keras backend, each in its own process, and exits non-zero if
 any of them fails. Set KERAS_BACKEND to run one backend only. Extra
 arguments after `test` go to every pytest run. After a full run (all three
 backends, no extra arguments) it checks that the README's compatibility table
-says what the suite just showed.
+says what the suite just showed. Without extra arguments it also runs, on
+TensorFlow, a fast subset of the suite at the oldest supported Keras
+(`KERAS_FLOOR`, installed into build/keras-floor) and the packaging tests
+against the built wheel installed into a fresh environment (build/wheel-venv).
 
 Set KERAS_SERIALIZABLE_VENV to use another environment directory.
 """
@@ -23,8 +26,10 @@ Set KERAS_SERIALIZABLE_VENV to use another environment directory.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -39,6 +44,22 @@ COMPAT_DIR = ROOT / "build" / "compat"
 # The CPU build of PyTorch: a bare `torch` requirement would pull the newest
 # build with several GB of CUDA packages.
 TORCH = "torch==2.13.0"
+# The oldest Keras the library supports: pyproject.toml says `keras>=KERAS_FLOOR`
+# (tests/test_package.py checks they agree). Why it is not lower: README.md.
+KERAS_FLOOR = "3.11.3"
+FLOOR_DIR = ROOT / "build" / "keras-floor"
+# Run at the floor: the files and formats code, the registry, generated
+# configs, and every Keras internal the library uses (about 1 CPU-minute).
+FLOOR_TESTS = (
+    "tests/test_keras_compat.py",
+    "tests/test_files.py",
+    "tests/test_register.py",
+    "tests/test_config.py",
+)
+DIST = ROOT / "build" / "dist"
+WHEEL_VENV = ROOT / "build" / "wheel-venv"
+# Run against the installed wheel: the public surface, packaging, a smoke test.
+WHEEL_TESTS = ("tests/test_package.py",)
 
 
 def _run(*cmd: str | Path) -> None:
@@ -96,6 +117,67 @@ def checks() -> dict[str, tuple[int, float]]:
     return results
 
 
+def _pytest(
+    python: Path, tests: tuple[str, ...], env: dict[str, str], cwd: Path = ROOT
+) -> tuple[int, float]:
+    env = {**env, "KERAS_BACKEND": "tensorflow"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    cmd += ["-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)]
+    cmd += [str(ROOT / t) for t in tests]
+    print("+", " ".join(cmd), flush=True)
+    start = time.monotonic()
+    code = subprocess.run(cmd, cwd=cwd, env=env).returncode
+    return code, time.monotonic() - start
+
+
+def floor_tests() -> tuple[int, float]:
+    """FLOOR_TESTS on TensorFlow with Keras KERAS_FLOOR in front of the venv's."""
+    print(f"\n=== Keras {KERAS_FLOOR} (the supported floor)", flush=True)
+    installed = FLOOR_DIR / f".keras-{KERAS_FLOOR}"
+    if not installed.exists():
+        _run(
+            PYTHON, "-m", "pip", "install", "--quiet", "--no-deps", "--upgrade",
+            "--target", FLOOR_DIR, f"keras=={KERAS_FLOOR}",
+        )  # fmt: skip
+        installed.touch()
+    path = [str(FLOOR_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    env["SERIALIZABLE_EXPECT_KERAS"] = KERAS_FLOOR
+    return _pytest(PYTHON, FLOOR_TESTS, env)
+
+
+def _purelib(python: Path) -> str:
+    code = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def package_tests() -> tuple[int, float]:
+    """Build the sdist and wheel, install the wheel into a fresh environment
+    that borrows the dev venv's other packages, and run WHEEL_TESTS there, from
+    outside the source tree so nothing imports src/."""
+    print("\n=== the built wheel, installed", flush=True)
+    shutil.rmtree(DIST, ignore_errors=True)
+    _run(PYTHON, "-m", "hatchling", "build", "-d", DIST)
+    wheel = next(DIST.glob("*.whl"))
+    shutil.rmtree(WHEEL_VENV, ignore_errors=True)
+    venv.EnvBuilder(with_pip=False).create(WHEEL_VENV)
+    wheel_python = WHEEL_VENV / PYTHON.relative_to(VENV)
+    # The dev venv's packages (keras, a backend, pytest) after the wheel's:
+    # a plain path entry, so the editable install of this project in the dev
+    # venv (a .pth file there) stays inactive.
+    Path(_purelib(wheel_python), "_dev_venv.pth").write_text(_purelib(PYTHON) + "\n")
+    _run(
+        PYTHON, "-m", "pip", "--python", wheel_python, "install", "--quiet",
+        "--no-deps", wheel,
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["SERIALIZABLE_EXPECT_PREFIX"] = str(WHEEL_VENV)
+    with tempfile.TemporaryDirectory() as outside:
+        return _pytest(wheel_python, WHEEL_TESTS, env, cwd=Path(outside))
+
+
 def test(args: list[str]) -> int:
     backends = _backends()
     full = backends == BACKENDS and not args
@@ -109,6 +191,9 @@ def test(args: list[str]) -> int:
         start = time.monotonic()
         code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
         results[backend] = (code, time.monotonic() - start)
+    if not args:
+        results["keras-floor"] = floor_tests()
+        results["wheel"] = package_tests()
     print("\n=== summary")
     for backend, (code, seconds) in results.items():
         verdict = "passed" if code == 0 else f"FAILED (exit {code})"

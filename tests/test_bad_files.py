@@ -273,21 +273,6 @@ class TestChecksums:
             # Signed again, so that only the checksums differ from a good file.
             handle.attrs[INTEGRITY_H5] = h5_record(handle)
 
-    def test_files_with_the_older_xor_sum_checksum_still_load(self, good, tmp_path):
-        """A file whose weights carry the earlier "xs64" checksums loads, and a
-        flipped bit in it is still caught."""
-        from serializable._h5 import _checksum_xs64
-
-        path = write(tmp_path / "model.h5", good.files["save_model", "h5"])
-        self.rewrite_checksums(path, _checksum_xs64)
-        data = path.read_bytes()
-        assert b"xs64:" in data
-        restored = serializable.load_model(path)
-        np.testing.assert_array_equal(predict(restored, good.x), good.expected)
-        start = self.kernel_offset(data, good)
-        damaged = write(tmp_path / "damaged.h5", flip(data, start + 3, 7))
-        assert_file_error(damaged, "is damaged", "xs64:")
-
     def test_unknown_checksum_kind_is_reported(self, good, tmp_path):
         """A checksum attribute this version cannot read is not silently skipped."""
         path = write(tmp_path / "model.h5", good.files["save_model", "h5"])

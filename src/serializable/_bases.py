@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from . import _config
+from . import _config, _keras_compat
 from ._register import register_keras_serializable
 
 __all__ = [
@@ -121,9 +121,7 @@ class SerializableModel(_RegisterOnSubclass, keras.Model):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from keras.src.models.model import functional_init_arguments
-
-        if functional_init_arguments(args, kwargs):
+        if _keras_compat.functional_init_arguments(args, kwargs):
             _make_functional(type(self))
         super().__init__(*args, **kwargs)
 
@@ -139,8 +137,7 @@ def _make_functional(leaf: type) -> None:
     `SerializableModel` itself (and so every other subclass) Functional.
     Only `leaf`'s own chain is rewritten here, before Keras looks.
     """
-    from keras.src.models.functional import Functional
-
+    Functional = _keras_compat.functional_class()
     if issubclass(leaf, Functional):
         return
     for klass in leaf.__mro__:

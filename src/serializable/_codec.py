@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import _keras_compat
 from ._errors import ConfigDecodeError, UnserializableArgumentError
 
 TAG = "__serializable__"
@@ -68,12 +69,10 @@ class Where:
 
 
 def _is_keras_object(value: object) -> bool:
-    from keras.src.saving.keras_saveable import KerasSaveable
-
     return isinstance(
         value,
         (
-            KerasSaveable,
+            *_keras_compat.saveable_types(),
             keras.DTypePolicy,
             keras.optimizers.schedules.LearningRateSchedule,
         ),
@@ -98,12 +97,7 @@ def _is_builtin_keras(cls_or_fn: Any) -> bool:
 
 
 def _is_registered(obj: Any) -> bool:
-    from keras.src.saving import object_registration
-
-    try:
-        return obj in object_registration.GLOBAL_CUSTOM_NAMES
-    except TypeError:  # unhashable values are never registered
-        return False
+    return _keras_compat.is_registered(obj)
 
 
 def _fail(where: Where, value: object, expected: str, fix: str) -> None:
@@ -174,9 +168,7 @@ def _check_keras_object(value: object, where: Where) -> None:
 
 
 def _enum_name(cls: type) -> str:
-    from keras.src.saving import object_registration
-
-    registered = object_registration.GLOBAL_CUSTOM_NAMES.get(cls)
+    registered = _keras_compat.registered_name(cls)
     return registered or f"{cls.__module__}:{cls.__qualname__}"
 
 
@@ -532,14 +524,12 @@ def _decode_numpy_scalar(value: dict[str, Any]) -> Any:
 
 
 def _decode_enum(value: dict[str, Any]) -> enum.Enum:
-    from keras.src.saving import object_registration
-
     name = value.get("enum")
     if type(name) is not str:
         raise _bad_tag(value, "an Enum name")
     # Registered Enums only, looked up in the registry: no module a file names
     # is imported or searched, no attribute of anything is read.
-    cls = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
+    cls = keras.saving.get_custom_objects().get(name)
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
         module_name = name.partition(":")[0] if ":" in name else None
         claim = (

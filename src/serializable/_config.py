@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from . import _codec
+from . import _codec, _keras_compat
 from ._codec import TAG, Where
 from ._errors import (
     ConfigVersionError,
@@ -93,9 +93,7 @@ def _metric_settings(obj: Any) -> dict[str, Any]:
 def _attr_restore(obj: Any, key: str, value: Any) -> None:
     if key == "dtype":
         if getattr(obj, "dtype", value) != value:
-            policy = keras.dtype_policies.get(value)
-            obj._dtype_policy = policy
-            obj._dtype = policy.compute_dtype if hasattr(obj, "_dtype") else None
+            _keras_compat.set_compute_dtype(obj, keras.dtype_policies.get(value))
         return
     if getattr(obj, key, None) != value:
         setattr(obj, key, value)
@@ -392,9 +390,7 @@ def generated_get_config(self: Any) -> dict[str, Any]:
 
 def _is_functional(model: Any) -> bool:
     """Functional models rebuild their graph in __init__ and need no build info."""
-    from keras.src.models.functional import Functional
-
-    return isinstance(model, Functional)
+    return _keras_compat.is_functional(model)
 
 
 def generated_from_config(
@@ -420,7 +416,7 @@ def generated_from_config(
         # Model.build_from_config builds a subclassed model by running `call`
         # symbolically, which builds every sublayer but leaves the model's own
         # flag unset; `.h5` weight loading and `summary()` need it set.
-        if all(layer.built for layer in instance._flatten_layers(include_self=False)):
+        if all(layer.built for layer in _keras_compat.flatten_layers(instance)):
             instance.built = True
     return instance
 
@@ -475,13 +471,9 @@ def _restore_hijacked_strings(config: dict[str, Any]) -> None:
     Our encoding never stores a bare function, so a function here was a string
     that happened to match a registered or Keras function name.
     """
-    from keras.src.saving import object_registration
-
     for key, value in config.items():
         if inspect.isfunction(value):
-            config[key] = object_registration.GLOBAL_CUSTOM_NAMES.get(
-                value, value.__name__
-            )
+            config[key] = keras.saving.get_registered_name(value)
 
 
 def _check_keys(cls: type, spec: Spec, config: dict[str, Any], extra: set[str]) -> None:
@@ -632,19 +624,8 @@ def build_from_config_by_run(self: Any, config: dict[str, Any]) -> None:
     warns and leaves layers created in `__init__` unbuilt until first use;
     `Model.build_from_config` already traces instead, and so do we.
     """
-    from keras.src.utils import python_utils
-
-    if config and python_utils.is_default(self.build) and not self.built:
-        if "input_shape" in config:
-            built = self._build_by_run_for_single_pos_arg(config["input_shape"])
-        elif "shapes_dict" in config:
-            built = self._build_by_run_for_kwargs(config["shapes_dict"])
-        else:
-            built = False
-        if built:
-            self._build_shapes_dict = config
-            self.built = True
-            return
+    if config and _keras_compat.build_by_running(self, config):
+        return
     keras.layers.Layer.build_from_config(self, config)
 
 

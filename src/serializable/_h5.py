@@ -36,7 +36,6 @@ Nothing here imports a module named in a file, and Keras's safe mode stays on.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,10 +44,8 @@ from typing import Any
 import h5py
 import keras
 import numpy as np
-from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_utils
-from keras.src.saving import object_registration, serialization_lib
 
-from . import _backends, _guard
+from . import _backends, _guard, _keras_compat
 from ._errors import FormatLimitError, ModelFileError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
 
@@ -70,18 +67,6 @@ def _checksum(value: np.ndarray) -> str:
     return f"s64:{(total + tail) % 2**64:016x}"
 
 
-def _checksum_xs64(value: np.ndarray) -> str:
-    """XOR and sum of the 64-bit words: what files saved before "s64" carry.
-
-    Only read now. The XOR added nothing the sum does not catch but a pair of
-    same-direction flips of bit 63, and cost a second pass over the data.
-    """
-    words, tail = _words(value)
-    xor = int(np.bitwise_xor.reduce(words)) if words.size else 0
-    total = int(np.add.reduce(words, dtype=np.uint64)) if words.size else 0
-    return f"xs64:{xor ^ tail:016x}{(total + tail) % 2**64:016x}"
-
-
 def _words(value: np.ndarray) -> tuple[np.ndarray, int]:
     """The array's bytes as 64-bit words (a view, no copy) and the last,
     partial word zero-padded, as an int."""
@@ -92,7 +77,7 @@ def _words(value: np.ndarray) -> tuple[np.ndarray, int]:
     return raw[:whole].view("<u8"), int(tail.view("<u8")[0])
 
 
-_CHECKSUMS = {"s64": _checksum, "xs64": _checksum_xs64}
+_CHECKSUMS = {"s64": _checksum}
 
 
 def _damage(expected: str, value: np.ndarray) -> str | None:
@@ -139,10 +124,8 @@ def check_limits(model: keras.Model) -> None:
 def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None:
     """Write `model` to `path` in the legacy `.h5` layout, with the repairs."""
     check_limits(model)
-    with keep_compile_config(model):
-        with saving_options.keras_option_scope(use_legacy_config=True):
-            metadata = saving_utils.model_metadata(model, include_optimizer)
-    registered = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
+    metadata = _keras_compat.legacy_model_metadata(model, include_optimizer)
+    registered = _keras_compat.registered_name(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
     notes = manifest(model, metadata)
@@ -163,24 +146,8 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
         handle.attrs[_guard.INTEGRITY_H5] = _guard.h5_record(handle)
 
 
-@contextlib.contextmanager
-def keep_compile_config(model: keras.Model) -> Iterator[None]:
-    """Undo Keras's legacy `.h5` writer popping "optimizer" out of the model's
-    own compile config (a later `.keras` save would then lose the optimizer)."""
-    compile_config = getattr(model, "_compile_config", None)
-    kept = dict(compile_config.config) if compile_config is not None else None
-    try:
-        yield
-    finally:
-        if compile_config is not None and kept is not None:
-            compile_config.config.clear()
-            compile_config.config.update(kept)
-
-
 def _json_default(obj: Any) -> Any:
-    from keras.src.legacy.saving import json_utils
-
-    return json_utils.get_json_type(obj)
+    return _keras_compat.legacy_json_default(obj)
 
 
 def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
@@ -199,19 +166,19 @@ def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
             config = {}
     manifest: dict[str, Any] = {}
     for name in [*_registered_strings(config), *_top_names(model)]:
-        obj = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
+        obj = keras.saving.get_custom_objects().get(name)
         module = getattr(obj, "__module__", None)
         if module and module != "__main__":
             manifest[name] = module
-    top = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
+    top = _keras_compat.registered_name(type(model))
     if top:
         manifest["__top__"] = top
     manifest["__backend__"] = keras.backend.backend()
-    if isinstance(getattr(model, "_outputs_struct", None), tuple):
+    if isinstance(_keras_compat.outputs_structure(model), tuple):
         manifest["__outputs__"] = "tuple"
     frozen = [
         layer.path
-        for layer in model._flatten_layers(include_self=False, recursive=True)
+        for layer in _keras_compat.flatten_layers(model)
         if not layer.trainable
     ]
     if frozen:
@@ -225,14 +192,14 @@ def restore_notes(model: keras.Model, notes: dict[str, Any]) -> None:
     See docs/pitfalls.md#tuples.
     """
     if notes.get("__outputs__") == "tuple":
-        structure = getattr(model, "_outputs_struct", None)
+        structure = _keras_compat.outputs_structure(model)
         if isinstance(structure, list):
-            model._outputs_struct = tuple(structure)
+            _keras_compat.set_outputs_structure(model, tuple(structure))
     # A sub-layer frozen after construction is in no config
     # (docs/pitfalls.md#duplicate-weight-names).
     frozen = set(notes.get("__frozen__", ()))
     if frozen:
-        for layer in model._flatten_layers(include_self=False, recursive=True):
+        for layer in _keras_compat.flatten_layers(model):
             if layer.path in frozen and layer.trainable:
                 layer.trainable = False
 
@@ -244,7 +211,7 @@ def _registered_strings(config: Any) -> list[str]:
     `.keras` style under "registered_name" (and "config" for functions), the
     legacy `.h5` style as "class_name" or as a bare string for functions.
     """
-    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+    registered = keras.saving.get_custom_objects()
     found: list[str] = []
     stack = [config]
     while stack:
@@ -260,15 +227,14 @@ def _registered_strings(config: Any) -> list[str]:
 
 
 def _top_names(model: keras.Model) -> list[str]:
-    name = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
+    name = _keras_compat.registered_name(type(model))
     return [name] if name else []
 
 
 def _write_weights(group: h5py.Group, model: keras.Model) -> None:
-    from keras.src import __version__ as keras_version
-
+    keras_version = keras.version()
     layers = model.layers
-    legacy_h5_format.save_attributes_to_hdf5_group(
+    _keras_compat.save_h5_attributes(
         group, "layer_names", [layer.name.encode("utf8") for layer in layers]
     )
     group.attrs["backend"] = keras.backend.backend().encode("utf8")
@@ -276,7 +242,7 @@ def _write_weights(group: h5py.Group, model: keras.Model) -> None:
     for layer in sorted(layers, key=lambda x: x.name):
         _write_subset(
             group.create_group(layer.name),
-            legacy_h5_format._legacy_weights(layer),
+            _keras_compat.legacy_weights(layer),
             layer.weights,
         )
     top = _top_level_weights(model)
@@ -289,7 +255,7 @@ def _top_level_weights(model: keras.Model) -> list[Any]:
     Matched by identity: `==` between Keras variables compares their values.
     """
     weights = {id(v) for v in model.weights}
-    own = model._trainable_variables + model._non_trainable_variables
+    own = _keras_compat.own_variables(model)
     return [v for v in own if id(v) in weights]
 
 
@@ -305,7 +271,7 @@ def _write_subset(group: h5py.Group, weights: list[Any], order: list[Any]) -> No
         else:
             used[name] = 0
         names.append(name.encode("utf8"))
-    legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
+    _keras_compat.save_h5_attributes(group, "weight_names", names)
     positions = [next(i for i, w in enumerate(order) if w is v) for v in weights]
     group.attrs[WEIGHT_INDEX] = np.asarray(positions, dtype="int64")
     for encoded, variable in zip(names, weights, strict=True):
@@ -322,7 +288,7 @@ def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
     variables = optimizer.variables
     group = handle.create_group("optimizer_weights")
     names = [str(variable.path).encode("utf8") for variable in variables]
-    legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
+    _keras_compat.save_h5_attributes(group, "weight_names", names)
     for encoded, variable in zip(names, variables, strict=True):
         value = _backends.array_view(variable)
         _write_array(group, encoded, value).attrs[CHECKSUM] = _checksum(value)
@@ -365,10 +331,7 @@ def load_open(
     unfilled = Unfilled()
     # Files with an integrity record must have a checksum on every dataset.
     required = _guard.INTEGRITY_MARKER in contents.notes
-    with (
-        saving_options.keras_option_scope(use_legacy_config=True),
-        serialization_lib.SafeModeScope(safe_mode),
-    ):
+    with _keras_compat.legacy_loading_scope(safe_mode):
         model = _build(handle, model_config, objects, unfilled)
         try:
             _load_weights(handle["model_weights"], model, unfilled, required)
@@ -403,7 +366,7 @@ def _build(
             config = unused.pop()
         else:
             config = json.loads(_text(handle.attrs["model_config"]))
-        return saving_utils.model_from_config(config, custom_objects=objects)
+        return _keras_compat.legacy_model_from_config(config, objects)
 
     return unfilled.build(build)
 
@@ -448,28 +411,25 @@ class Unfilled:
     @contextlib.contextmanager
     def creating(self, enabled: bool = True) -> Iterator[bool]:
         """Leave variables created in the block unfilled; yields whether it does."""
-        from keras.src.backend.common import global_state
-        from keras.src.backend.common.stateless_scope import in_stateless_scope
-
         tested = _backends.creates_unfilled_variables()
-        if not (enabled and tested) or in_stateless_scope():
+        tested = tested and _keras_compat.can_defer_initialization()
+        if not (enabled and tested) or _keras_compat.in_stateless_scope():
             yield False
             return
-        registry = "uninitialized_variables"  # Keras's per-thread list of them
-        listed = global_state.get_global_attribute(registry, []) or []
+        listed = _keras_compat.uninitialized_variables()
         known = {id(v) for v in listed}
         scope = _Recording()
         try:
             with scope:
                 yield True
         finally:
-            listed = global_state.get_global_attribute(registry, []) or []
+            listed = _keras_compat.uninitialized_variables()
             for variable in listed:
                 if id(variable) not in known:
                     self._pending[id(variable)] = variable
             # Ours to initialize: a later `initialize_all_variables` must not.
             kept = [v for v in listed if id(v) in known]
-            global_state.set_global_attribute(registry, kept)
+            _keras_compat.set_uninitialized_variables(kept)
             for ident, variable in scope.assigned.items():
                 self._assigned[ident] = (variable, scope.get_current_value(variable))
 
@@ -479,8 +439,7 @@ class Unfilled:
         if self._pending.pop(id(variable), None) is None:
             variable.assign(value)
             return
-        variable._initializer = _constant(value)
-        variable._deferred_initialize()
+        _keras_compat.initialize_deferred(variable, _constant(value))
 
     def finish(self) -> None:
         """Give every variable left the value assigned to it in the block, or
@@ -490,7 +449,7 @@ class Unfilled:
             self.fill(variable, value)
         pending, self._pending = self._pending, {}
         for variable in pending.values():
-            variable._deferred_initialize()
+            _keras_compat.initialize_deferred(variable)
 
     def discard(self) -> None:
         """Forget the variables and assignments of an abandoned build."""
@@ -526,30 +485,19 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-_OPS_MODULES = ("numpy", "nn", "math", "core", "linalg", "image")
-
-
 def _operation_classes(config: Any) -> dict[str, Any]:
     """Keras ops saved as layers, e.g. `NotEqual` from a mask (mask-ops-in-h5).
 
     Legacy `.h5` records them by bare class name, which the legacy loader
     looks up among layers only; they are Keras's own classes in `keras.ops`.
     """
-    from keras.src import layers
-    from keras.src.ops.operation import Operation
-
     found: dict[str, Any] = {}
     for class_name in _class_names(config):
-        if class_name in layers.__dict__ or class_name in found:
+        if class_name in _keras_compat.keras_builtin_names() or class_name in found:
             continue
-        for module_name in _OPS_MODULES:
-            module = importlib.import_module(f"keras.src.ops.{module_name}")
-            # vars(), not getattr: a name from a file never reaches a module's
-            # __getattr__ (lazy modules import on attribute access).
-            cls = vars(module).get(class_name)
-            if isinstance(cls, type) and issubclass(cls, Operation):
-                found[class_name] = cls
-                break
+        cls = _keras_compat.operation_class(class_name)
+        if cls is not None:
+            found[class_name] = cls
     return found
 
 
@@ -569,15 +517,11 @@ def _class_names(config: Any) -> set[str]:
 def _load_weights(
     group: h5py.Group, model: keras.Model, unfilled: Unfilled, required: bool = False
 ) -> None:
-    layers = [
-        layer for layer in model.layers if legacy_h5_format._legacy_weights(layer)
-    ]
+    layers = [layer for layer in model.layers if _keras_compat.legacy_weights(layer)]
     names = [
         name
-        for name in legacy_h5_format.load_attributes_from_hdf5_group(
-            group, "layer_names"
-        )
-        if legacy_h5_format.load_attributes_from_hdf5_group(group[name], "weight_names")
+        for name in _keras_compat.load_h5_attributes(group, "layer_names")
+        if _keras_compat.load_h5_attributes(group[name], "weight_names")
     ]
     if len(names) != len(layers):
         message = (
@@ -591,7 +535,7 @@ def _load_weights(
         _load_subset(
             group[name],
             layer,
-            legacy_h5_format._legacy_weights(layer),
+            _keras_compat.legacy_weights(layer),
             layer.weights,
             unfilled,
             required,
@@ -611,7 +555,7 @@ def _load_subset(
     unfilled: Unfilled,
     required: bool = False,
 ) -> None:
-    names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
+    names = _keras_compat.load_h5_attributes(group, "weight_names")
     if WEIGHT_INDEX in group.attrs:
         index = np.asarray(group.attrs[WEIGHT_INDEX]).reshape(-1)
         if (
@@ -682,7 +626,7 @@ def _compile(
 
     See docs/pitfalls.md#string-losses-in-h5.
     """
-    with object_registration.CustomObjectScope(objects):
+    with keras.saving.custom_object_scope(objects):
         optimizer = keras.optimizers.deserialize(training["optimizer_config"])
         loss = _nested(training.get("loss"), keras.losses.deserialize)
         metrics = _nested(training.get("metrics"), keras.metrics.deserialize)
@@ -716,7 +660,7 @@ def _load_optimizer(
     See docs/pitfalls.md#optimizer-state-in-h5.
     """
     optimizer = model.optimizer
-    names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
+    names = _keras_compat.load_h5_attributes(group, "weight_names")
     datasets = [group[name] for name in names]
     # The slots are created from the saved arrays, not as zeros then assigned.
     unfilled = Unfilled()

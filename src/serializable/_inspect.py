@@ -521,23 +521,12 @@ def _is_keras_module(module: str) -> bool:
 
 
 def _is_keras_name(name: str) -> bool:
-    from keras.src import layers, models
+    from ._keras_compat import keras_builtin_names
 
-    return (
-        name in layers.__dict__
-        or name
-        in {
-            "Functional",
-            "Model",
-            "Sequential",
-            "InputLayer",
-        }
-        # vars(), not hasattr: a name from a file never reaches __getattr__.
-        or name in vars(models)
-    )
+    return name in keras_builtin_names()
 
 
 def _resolvable(name: str) -> bool:
-    from keras.src.saving import object_registration
+    from ._keras_compat import custom_objects
 
-    return name in object_registration.GLOBAL_CUSTOM_OBJECTS
+    return name in custom_objects()

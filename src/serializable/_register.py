@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import keras
-from keras.src.saving import object_registration
 
-from . import _config
+from . import _config, _keras_compat
 from ._errors import RegistrationError
 
 T = TypeVar("T")
@@ -104,8 +103,7 @@ def register_keras_serializable(
         if inspect.isclass(obj) and issubclass(obj, enum.Enum):
             # Keras's decorator insists on get_config; an Enum member is saved
             # by name, so the class only needs to be findable.
-            object_registration.GLOBAL_CUSTOM_OBJECTS[registered_name] = obj
-            object_registration.GLOBAL_CUSTOM_NAMES[obj] = registered_name
+            _keras_compat.register_name(obj, registered_name)
             return obj
         keras.saving.register_keras_serializable(package=package, name=name)(obj)
         if inspect.isclass(obj) and issubclass(obj, keras.Model):
@@ -145,7 +143,7 @@ def _same_object(a: Any, b: Any) -> bool:
 
 
 def _check_name_free(obj: Any, registered_name: str) -> None:
-    existing = object_registration.GLOBAL_CUSTOM_OBJECTS.get(registered_name)
+    existing = keras.saving.get_custom_objects().get(registered_name)
     if existing is None or _same_object(existing, obj):
         return
     message = (
@@ -164,10 +162,8 @@ def _describe(obj: Any) -> str:
     )
 
 
-def _keras_builtin_names() -> set[str]:
-    from keras.src import layers
-
-    return set(layers.__dict__) | {"Functional", "Model", "Sequential", "InputLayer"}
+def _keras_builtin_names() -> frozenset[str]:
+    return _keras_compat.keras_builtin_names()
 
 
 def _alias_bare_model_name(cls: type, registered_name: str) -> None:
@@ -176,7 +172,7 @@ def _alias_bare_model_name(cls: type, registered_name: str) -> None:
         return  # never shadow a Keras class in `.h5` lookups
     owners = _BARE_MODEL_NAMES.setdefault(bare, set())
     owners.add(registered_name)
-    objects = object_registration.GLOBAL_CUSTOM_OBJECTS
+    objects = keras.saving.get_custom_objects()
     if len(owners) == 1:
         objects[bare] = cls
     else:

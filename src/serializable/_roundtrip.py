@@ -29,6 +29,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import _keras_compat
+
 __all__ = ["FormatReport", "RoundtripError", "RoundtripReport", "assert_roundtrip"]
 
 FORMATS = ("keras", "h5")
@@ -518,9 +520,7 @@ def _check_format(
 
             save_model(model, path)
         else:
-            from ._h5 import keep_compile_config
-
-            with keep_compile_config(model):
+            with _keras_compat.keep_compile_config(model):
                 model.save(path)
     except Exception as err:  # a save failure is a finding, not a crash
         problems.append(f"save failed: {_innermost(err)}")
@@ -650,7 +650,7 @@ def _check_class(model: Any, restored: Any, problems: list[str]) -> None:
 
 
 def _layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return list(model._flatten_layers(include_self=False, recursive=True))
+    return _keras_compat.flatten_layers(model)
 
 
 def _model_config(model: keras.Model) -> Any:
@@ -764,9 +764,6 @@ def _safe_config(obj: Any) -> Any:
         return obj.get_config()
     except Exception as err:
         return f"<get_config raised {type(err).__name__}: {err}>"
-
-
-_VOLATILE_KEYS = {"name"}
 
 
 def _diff_config(
@@ -1090,10 +1087,9 @@ def _class_name(obj: Any) -> str:
 
 def _user_metrics(model: keras.Model) -> list[Any]:
     """The metrics passed to compile(), flattened (built or not)."""
-    compiled = getattr(model, "_compile_metrics", None)
-    if compiled is None:
+    user = _keras_compat.compiled_user_metrics(model)
+    if user is None:
         return []
-    user = [compiled._user_metrics, compiled._user_weighted_metrics]
     return [m for m in keras.tree.flatten(user) if m is not None]
 
 
@@ -1221,8 +1217,6 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
     class or function that no new process can import (defined in `__main__`
     or inside a function).
     """
-    from keras.src.saving import object_registration
-
     try:
         config = keras.saving.serialize_keras_object(model)
     except Exception:
@@ -1230,7 +1224,7 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
     modules: set[str] = set()
     unimportable: set[str] = set()
     for name in _registered_names(config):
-        obj = object_registration.GLOBAL_CUSTOM_OBJECTS.get(name)
+        obj = keras.saving.get_custom_objects().get(name)
         if obj is None:
             continue
         module = getattr(obj, "__module__", "") or ""
