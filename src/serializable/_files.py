@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from . import _h5, _inspect
+from . import _h5, _inspect, _keras2
 from ._errors import MissingClassError, ModelFileError, SerializableError
 
 __all__ = ["load_model", "save_model"]
@@ -162,6 +162,7 @@ def load_model(
     *,
     compile: bool = True,
     custom_objects: dict[str, Any] | None = None,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """Load a `.keras` or `.h5` model safely, repairing what Keras cannot load.
 
@@ -178,6 +179,8 @@ def load_model(
         compile: Compile the model with its saved training configuration.
         custom_objects: Extra name -> class mappings, for classes you cannot
             register.
+        safe_mode: Keras's switch: with False, a `Lambda` layer's stored
+            bytecode may run. Only for files you trust.
 
     Returns:
         The loaded model.
@@ -197,7 +200,7 @@ def load_model(
     model = serializable.load_model("model.h5")
     ```
     """
-    return _load_file(Path(path), compile, custom_objects)
+    return _load_file(Path(path), compile, custom_objects, safe_mode=safe_mode)
 
 
 def _load_file(
@@ -205,12 +208,22 @@ def _load_file(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    safe_mode: bool = True,
 ) -> keras.Model:
     """`load_model`; `optimizer_state=False` leaves the optimizer's saved
     variables in the file (see `_load`)."""
     # An .h5 file is opened once: its metadata, then the model, from one handle.
     with _inspect.opened(path, weight_shapes=False) as (contents, handle):
+        keras2 = _keras2.is_keras2(contents)
+        if keras2:  # configs rewritten for Keras 3; refusals raised here
+            _keras2.prepare(contents, custom_objects, safe_mode)
         _check_classes(contents, custom_objects or {})
+        if keras2:
+            model = _load_keras2(
+                path, contents, handle, compile, custom_objects, safe_mode,
+                optimizer_state,
+            )  # fmt: skip
+            return model
         model = _load(path, contents, handle, compile, custom_objects, optimizer_state)
     _h5.restore_notes(model, contents.notes)
     return model
@@ -278,6 +291,32 @@ def _load(
             f"this {contents.format} file. Received: {_innermost(err)}. If the file "
             "was written by other code, check its classes with `serializable "
             "inspect`."
+        )
+        raise ModelFileError(message) from err
+
+
+def _load_keras2(
+    path: Path,
+    contents: _inspect.FileContents,
+    handle: Any,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    safe_mode: bool,
+    optimizer_state: bool,
+) -> keras.Model:
+    """A Keras 2 file (see `_keras2`); its errors become ours."""
+    try:
+        return _keras2.load(
+            path, contents, handle, compile, custom_objects, safe_mode,
+            optimizer_state,
+        )  # fmt: skip
+    except SerializableError:
+        raise
+    except Exception as err:
+        message = (
+            f"Cannot load {str(path)!r}: expected a Keras 2 model Keras 3 can "
+            f"rebuild once translated. Received: {_innermost(err)}. See "
+            f"{_keras2.DOCS} for what cannot be translated."
         )
         raise ModelFileError(message) from err
 
