@@ -331,6 +331,7 @@ def load_open(
     compile: bool,
     custom_objects: dict[str, Any] | None,
     optimizer_state: bool = True,
+    safe_mode: bool = True,
 ) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
@@ -345,7 +346,7 @@ def load_open(
     unfilled = Unfilled()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
-        serialization_lib.SafeModeScope(True),
+        serialization_lib.SafeModeScope(safe_mode),
     ):
         model = _build(handle, model_config, objects, unfilled)
         try:
@@ -370,13 +371,12 @@ def _build(
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
     unused = [model_config]
+    # A retry needs a fresh copy of the config as given (a Keras 2 file's is
+    # translated, not the file's own): Keras's legacy loader edits it.
+    given = json.dumps(model_config)
 
     def build() -> Any:
-        # A retry needs a fresh copy: Keras's legacy loader edits the config.
-        if unused:
-            config = unused.pop()
-        else:
-            config = json.loads(_text(handle.attrs["model_config"]))
+        config = unused.pop() if unused else json.loads(given)
         return saving_utils.model_from_config(config, custom_objects=objects)
 
     return unfilled.build(build)

@@ -170,10 +170,14 @@ def _layer(entry: Any, result: Translation, custom: dict, nested: set[str]) -> N
         result.tf_ops.append(str(function))
     if class_name == "Lambda":
         result.lambdas.append(str(inner.get("name")))
+        _lambda(inner)
     for key in _DROP_KEYS.get(class_name, ()):
         if key in inner:
             inner.pop(key)
             result.note(f"{class_name}: dropped `{key}` (not a Keras 3 argument)")
+    if class_name == "LeakyReLU" and "alpha" in inner:
+        inner["negative_slope"] = inner.pop("alpha")
+        result.note("LeakyReLU: `alpha` -> `negative_slope`")
     if class_name in _AXIS_INT:
         axis = inner.get("axis")
         if isinstance(axis, list) and len(axis) == 1:
@@ -198,6 +202,24 @@ def _layer(entry: Any, result: Translation, custom: dict, nested: set[str]) -> N
             _layer(cell, result, custom, nested)
     if isinstance(inner.get("layers"), list):
         _functional(inner, result, custom)
+
+
+def _lambda(inner: dict[str, Any]) -> None:
+    """Keras 2's `[code, defaults, closure]` + `function_type` as Keras 3's
+    `__lambda__` object; Keras's `safe_mode` still decides whether it runs."""
+    for key in ("function", "output_shape"):
+        kind = inner.pop(f"{key}_type" if key == "output_shape" else "function_type",
+                         None)  # fmt: skip
+        inner.pop("module" if key == "function" else "output_shape_module", None)
+        value = inner.get(key)
+        if kind == "lambda" and isinstance(value, list) and len(value) == 3:
+            code, defaults, closure = value
+            inner[key] = {
+                "class_name": "__lambda__",
+                "config": {"code": code, "defaults": defaults, "closure": closure},
+            }
+        elif key == "output_shape" and value is None:
+            inner.pop(key, None)
 
 
 def _module(entry: dict[str, Any], result: Translation) -> None:
@@ -316,7 +338,12 @@ def _functional(inner: dict[str, Any], result: Translation, custom: dict) -> Non
     for key in ("input_layers", "output_layers"):
         refs = inner.get(key)
         if isinstance(refs, list):
-            inner[key] = _shift_refs(refs, models, result)
+            refs = _shift_refs(refs, models, result)
+            if len(refs) == 1 and isinstance(refs[0], list):
+                # Keras 2 lists a single input (output) too, and takes (and
+                # returns) it bare; in Keras 3 a list means "pass a list".
+                refs = refs[0]
+            inner[key] = refs
 
 
 def _node(node: Any, names: set, models: set, result: Translation) -> Any:
@@ -646,8 +673,7 @@ def load(
         from . import _h5
 
         contents.compile_config = None  # compiled here, with the slots mapped
-        with _safe_mode(safe_mode):
-            model = _h5.load_open(handle, contents, False, objects)
+        model = _h5.load_open(handle, contents, False, objects, safe_mode=safe_mode)
         contents.compile_config = training
         _finalize(model)
         state = _h5_optimizer_state(handle) if optimizer_state else None
@@ -668,19 +694,6 @@ def _finalize(model: keras.Model) -> None:
         finalize = getattr(layer, "finalize_state", None)
         if callable(finalize) and layer.built:
             finalize()
-
-
-class _safe_mode:
-    def __init__(self, enabled: bool) -> None:
-        from keras.src.saving import serialization_lib
-
-        self.scope = serialization_lib.SafeModeScope(enabled)
-
-    def __enter__(self) -> None:
-        self.scope.__enter__()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.scope.__exit__(*exc)
 
 
 def _load_keras(
@@ -704,7 +717,25 @@ def _load_keras(
 def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> None:
     from . import _h5
 
-    _h5._compile(model, copy.deepcopy(training), objects)  # Keras edits configs
+    from keras.src.saving import object_registration
+
+    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+
+    def named(item: Any) -> Any:
+        # A registered loss or metric function named by a string: Keras's
+        # `losses.get` looks strings up among its own only.
+        if isinstance(item, str):
+            return objects.get(item) or (registered.get(item) if ">" in item else item)
+        if isinstance(item, list):
+            return [named(value) for value in item]
+        if isinstance(item, dict) and "class_name" not in item:
+            return {key: named(value) for key, value in item.items()}
+        return item
+
+    training = copy.deepcopy(training)  # Keras edits configs it deserializes
+    for key in ("loss", "metrics", "weighted_metrics"):
+        training[key] = named(training.get(key))
+    _h5._compile(model, training, objects)
 
 
 def _h5_optimizer_state(handle: Any) -> tuple[list[str], list[np.ndarray]] | None:
@@ -755,6 +786,9 @@ def _restore_optimizer(
         return
     optimizer.build(variables)
     iterations, slots = values[0], values[1:]
+    if not slots:  # saved before any training step: only the count
+        inner.iterations.assign(int(np.asarray(iterations)))
+        return
     expected = _keras2_roles(str(class_name), inner_config.get("config", {}), roles)
     if names and names[0]:
         labels = [_role(name, roles) for name in names[1:]]
@@ -850,20 +884,49 @@ def _warn(model: keras.Model, why: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-def describe(contents: Any) -> dict[str, Any]:
+def describe(contents: Any) -> tuple[dict[str, Any], Any]:
     """What loading this Keras 2 file will translate and needs, without
-    running anything (on a copy of the configs)."""
+    running anything, and a translated copy of its metadata."""
     probe = copy.copy(contents)
     result = translate(probe)
-    classes = sorted(_class_names(contents.model_config))
-    return {
+    report = {
         "written_by": f"Keras {contents.keras_version}",
-        "classes": classes,
+        "classes": sorted(_class_names(contents.model_config)),
         "translations": result.changes,
         "missing": list(dict.fromkeys(result.missing)),
         "tf_ops": result.tf_ops,
         "lambda_layers": result.lambdas,
     }
+    return report, probe
+
+
+def render(report: dict[str, Any]) -> list[str]:
+    """The Keras 2 section of `serializable inspect`'s text."""
+    lines = [
+        f"Keras 2 file ({report['written_by']}): load_model translates it for "
+        "Keras 3.",
+        f"  classes it uses: {', '.join(report['classes'])}",
+    ]
+    if report["translations"]:
+        lines.append("  translated on load (configs only, weights untouched):")
+        lines.extend(f"    - {change}" for change in report["translations"])
+    if report["missing"]:
+        lines.append(
+            "  missing here (port and register each, or pass custom_objects): "
+            + ", ".join(report["missing"])
+        )
+    if report["tf_ops"]:
+        lines.append(
+            "  raw TensorFlow calls (TFOpLambda): tf."
+            + ", tf.".join(report["tf_ops"])
+            + " (loadable on the TensorFlow backend only)"
+        )
+    if report["lambda_layers"]:
+        lines.append(
+            "  Lambda bytecode in: " + ", ".join(report["lambda_layers"])
+            + " (refused unless safe_mode=False)"
+        )
+    return lines
 
 
 def _class_names(config: Any) -> set[str]:
