@@ -269,11 +269,12 @@ def _text(value: Any) -> Any:
 def _weights_only(path: Path, handle: Any) -> ModelFileError:
     """An HDF5 file without a model config: weights saved by `save_weights`
     (its layer groups are there), or not a Keras file at all."""
-    if "layer_names" in handle.attrs or "layers" in handle or "_layer_checkpoint_dependencies" in handle:
+    groups = ("layers", "_layer_checkpoint_dependencies")  # .weights.h5 files
+    if "layer_names" in handle.attrs or any(name in handle for name in groups):
         message = (
             f"Cannot load {str(path)!r} as a model: expected a model file (config "
-            "and weights). Received: a weights-only file, written by "
-            "save_weights; it holds no architecture to rebuild. Fix: build the "
+            "and weights). Received: a weights-only file (no model config), written "
+            "by save_weights; it holds no architecture to rebuild. Fix: build the "
             f"same model in code, then call `model.load_weights({str(path)!r})`."
         )
         return ModelFileError(message)
