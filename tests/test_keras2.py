@@ -252,7 +252,7 @@ def test_lambda_bytecode_needs_safe_mode_off(name: str) -> None:
 def test_savedmodel_directory_message(name: str) -> None:
     with pytest.raises(ModelFileError) as info:
         serializable.load_model(DATA / name)
-    assert 'keras.layers.TFSMLayer(' in str(info.value)
+    assert "keras.layers.TFSMLayer(" in str(info.value)
     assert 'call_endpoint="serving_default")' in str(info.value)
 
 
@@ -292,9 +292,13 @@ def _plain_keras_matches(name: str) -> bool:
     Keras 2 did."""
     info = CORPUS[name]
     try:
-        model = keras.models.load_model(DATA / name, custom_objects=_custom_objects(name))
+        model = keras.models.load_model(
+            DATA / name, custom_objects=_custom_objects(name)
+        )
         with np.load(DATA / info["data"]) as data:
-            return _max_error(_outputs(model, _arrays(data, "x")), _arrays(data, "p")) <= _tolerance(info)
+            return _max_error(
+                _outputs(model, _arrays(data, "x")), _arrays(data, "p")
+            ) <= _tolerance(info)
     except Exception:
         return False
 
@@ -304,15 +308,21 @@ def _library_matches(name: str) -> bool:
     if "data" not in info:
         return False
     try:
-        model = serializable.load_model(DATA / name, custom_objects=_custom_objects(name))
+        model = serializable.load_model(
+            DATA / name, custom_objects=_custom_objects(name)
+        )
         with np.load(DATA / info["data"]) as data:
-            return _max_error(_outputs(model, _arrays(data, "x")), _arrays(data, "p")) <= _tolerance(info)
+            return _max_error(
+                _outputs(model, _arrays(data, "x")), _arrays(data, "p")
+            ) <= _tolerance(info)
     except Exception:
         return False
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="the README states TensorFlow's figures")
+@pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="the README states TensorFlow's figures"
+)
 def test_readme_states_the_measured_totals(recwarn) -> None:
     """The README's totals (plain Keras 3 vs the library, on TensorFlow) are
     what this corpus measures now. Ports of the custom classes are registered

@@ -208,7 +208,8 @@ def bidirectional_lstm():
     model = keras.Sequential(
         [
             L.Bidirectional(
-                L.LSTM(3, return_sequences=True), merge_mode="sum",
+                L.LSTM(3, return_sequences=True),
+                merge_mode="sum",
                 input_shape=(6, 4),
             ),
             L.TimeDistributed(L.Dense(2)),
@@ -268,7 +269,10 @@ def multi_io():
     model = keras.Model([a, b], [out1, out2])
     model.compile(
         keras.optimizers.Adam(0.005),
-        loss={"reg": keras.losses.MeanSquaredError(), "cls": "categorical_crossentropy"},
+        loss={
+            "reg": keras.losses.MeanSquaredError(),
+            "cls": "categorical_crossentropy",
+        },
         loss_weights={"reg": 1.0, "cls": 0.5},
         metrics={"reg": [keras.metrics.MeanAbsoluteError()], "cls": ["accuracy"]},
     )
@@ -335,7 +339,9 @@ def batchnorm_functional():
 
 def lr_schedule():
     schedule = keras.optimizers.schedules.ExponentialDecay(0.05, 10, 0.5)
-    model = keras.Sequential([L.Dense(4, activation="elu", input_shape=(3,)), L.Dense(1)])
+    model = keras.Sequential(
+        [L.Dense(4, activation="elu", input_shape=(3,)), L.Dense(1)]
+    )
     model.compile(
         keras.optimizers.SGD(schedule, momentum=0.5),
         loss=keras.losses.Huber(delta=0.5),
@@ -402,28 +408,133 @@ def lambda_layer():
 
 # name -> (builder, formats, expectation, notes)
 CASES = {
-    "seq_dense_adam": (seq_dense, ("h5", "keras"), "load", "Sequential, Adam, 'mse'/'mae'"),
-    "seq_conv2d_bn_sgd": (seq_conv2d_bn, ("h5", "keras"), "load", "Conv2D, BatchNorm, SGD momentum, CategoricalCrossentropy object"),
-    "func_conv1d_rmsprop": (func_conv1d, ("h5", "keras"), "load", "Conv1D, pooling, RMSprop"),
-    "func_sepconv_nadam": (func_sepconv, ("h5", "keras"), "load", "SeparableConv1D/2D, DepthwiseConv2D, Conv2DTranspose, Nadam"),
-    "func_conv_transpose_adamax": (func_conv_transpose, ("h5", "keras"), "load", "Conv1DTranspose/2DTranspose, dilation, Adamax"),
-    "text_lstm_adagrad": (text_lstm, ("h5", "keras"), "load", "Embedding mask_zero, LayerNorm, Dropout, LSTM, Adagrad"),
-    "text_gru_stack": (text_gru_stack, ("h5", "keras"), "load", "Bidirectional GRU, TimeDistributed, SimpleRNN, GRU reset_after=False"),
-    "bidirectional_lstm": (bidirectional_lstm, ("h5", "keras"), "load", "Bidirectional LSTM/SimpleRNN, RMSprop centered momentum"),
-    "attention_adamw": (attention, ("h5", "keras"), "load", "MultiHeadAttention, AdamW"),
-    "nested_shared": (nested_shared, ("h5", "keras"), "load", "nested Sequential called twice, shared layer, two inputs, Adam amsgrad"),
-    "nested_functional": (nested_functional, ("h5", "keras"), "load", "nested Functional called twice, SGD nesterov"),
-    "multi_io": (multi_io, ("h5", "keras"), "load", "two inputs, two outputs, dict losses/metrics/loss_weights"),
-    "reshape_merge": (reshape_merge, ("h5", "keras"), "load", "reshaping and merging layers, uncompiled"),
-    "pooling3d": (pooling3d, ("h5", "keras"), "load", "Conv3D, 3D pooling, 'adam' string"),
+    "seq_dense_adam": (
+        seq_dense,
+        ("h5", "keras"),
+        "load",
+        "Sequential, Adam, 'mse'/'mae'",
+    ),
+    "seq_conv2d_bn_sgd": (
+        seq_conv2d_bn,
+        ("h5", "keras"),
+        "load",
+        "Conv2D, BatchNorm, SGD momentum, CategoricalCrossentropy object",
+    ),
+    "func_conv1d_rmsprop": (
+        func_conv1d,
+        ("h5", "keras"),
+        "load",
+        "Conv1D, pooling, RMSprop",
+    ),
+    "func_sepconv_nadam": (
+        func_sepconv,
+        ("h5", "keras"),
+        "load",
+        "SeparableConv1D/2D, DepthwiseConv2D, Conv2DTranspose, Nadam",
+    ),
+    "func_conv_transpose_adamax": (
+        func_conv_transpose,
+        ("h5", "keras"),
+        "load",
+        "Conv1DTranspose/2DTranspose, dilation, Adamax",
+    ),
+    "text_lstm_adagrad": (
+        text_lstm,
+        ("h5", "keras"),
+        "load",
+        "Embedding mask_zero, LayerNorm, Dropout, LSTM, Adagrad",
+    ),
+    "text_gru_stack": (
+        text_gru_stack,
+        ("h5", "keras"),
+        "load",
+        "Bidirectional GRU, TimeDistributed, SimpleRNN, GRU reset_after=False",
+    ),
+    "bidirectional_lstm": (
+        bidirectional_lstm,
+        ("h5", "keras"),
+        "load",
+        "Bidirectional LSTM/SimpleRNN, RMSprop centered momentum",
+    ),
+    "attention_adamw": (
+        attention,
+        ("h5", "keras"),
+        "load",
+        "MultiHeadAttention, AdamW",
+    ),
+    "nested_shared": (
+        nested_shared,
+        ("h5", "keras"),
+        "load",
+        "nested Sequential called twice, shared layer, two inputs, Adam amsgrad",
+    ),
+    "nested_functional": (
+        nested_functional,
+        ("h5", "keras"),
+        "load",
+        "nested Functional called twice, SGD nesterov",
+    ),
+    "multi_io": (
+        multi_io,
+        ("h5", "keras"),
+        "load",
+        "two inputs, two outputs, dict losses/metrics/loss_weights",
+    ),
+    "reshape_merge": (
+        reshape_merge,
+        ("h5", "keras"),
+        "load",
+        "reshaping and merging layers, uncompiled",
+    ),
+    "pooling3d": (
+        pooling3d,
+        ("h5", "keras"),
+        "load",
+        "Conv3D, 3D pooling, 'adam' string",
+    ),
     "normalization": (normalization, ("h5", "keras"), "load", "adapted Normalization"),
-    "batchnorm_axes": (batchnorm_functional, ("h5", "keras"), "load", "BatchNormalization axis -1 and 1, GroupNormalization"),
-    "lr_schedule": (lr_schedule, ("h5", "keras"), "load", "ExponentialDecay schedule, Huber object, RootMeanSquaredError"),
-    "mixed_precision": (mixed_precision, ("h5", "keras"), "load", "mixed_float16, LossScaleOptimizer"),
-    "custom_registered": (custom_registered, ("h5", "keras"), "custom", "registered Gate layer and huberish loss"),
-    "custom_bare": (custom_bare, ("h5", "keras"), "custom", "unregistered layer saved by bare name"),
-    "custom_ctc": (custom_ctc, ("h5", "keras"), "custom", "unregistered CTCLayer (the OCR example)"),
-    "tfop": (tfop, ("h5", "keras"), "tfop", "raw tf.* calls: TFOpLambda, SlicingOpLambda"),
+    "batchnorm_axes": (
+        batchnorm_functional,
+        ("h5", "keras"),
+        "load",
+        "BatchNormalization axis -1 and 1, GroupNormalization",
+    ),
+    "lr_schedule": (
+        lr_schedule,
+        ("h5", "keras"),
+        "load",
+        "ExponentialDecay schedule, Huber object, RootMeanSquaredError",
+    ),
+    "mixed_precision": (
+        mixed_precision,
+        ("h5", "keras"),
+        "load",
+        "mixed_float16, LossScaleOptimizer",
+    ),
+    "custom_registered": (
+        custom_registered,
+        ("h5", "keras"),
+        "custom",
+        "registered Gate layer and huberish loss",
+    ),
+    "custom_bare": (
+        custom_bare,
+        ("h5", "keras"),
+        "custom",
+        "unregistered layer saved by bare name",
+    ),
+    "custom_ctc": (
+        custom_ctc,
+        ("h5", "keras"),
+        "custom",
+        "unregistered CTCLayer (the OCR example)",
+    ),
+    "tfop": (
+        tfop,
+        ("h5", "keras"),
+        "tfop",
+        "raw tf.* calls: TFOpLambda, SlicingOpLambda",
+    ),
     "lambda": (lambda_layer, ("h5", "keras"), "lambda", "Lambda layer (bytecode)"),
 }
 
@@ -459,7 +570,9 @@ def main(out: Path) -> None:
                 "notes": notes,
                 "mixed_precision": name == "mixed_precision",
                 "step": tx is not None and model.optimizer is not None,
-                "optimizer": type(model.optimizer).__name__ if model.optimizer else None,
+                "optimizer": type(model.optimizer).__name__
+                if model.optimizer
+                else None,
             }
         if tx is not None and model.optimizer is not None:
             # Another batch: the rows reversed, float inputs perturbed.
@@ -485,15 +598,24 @@ def main(out: Path) -> None:
     keras.utils.set_random_seed(1)
     model, xs, _, _ = seq_dense()
     model.save(out / "savedmodel_dir", save_format="tf")
-    listing["savedmodel_dir"] = {"expect": "savedmodel", "notes": "TensorFlow SavedModel directory"}
+    listing["savedmodel_dir"] = {
+        "expect": "savedmodel",
+        "notes": "TensorFlow SavedModel directory",
+    }
     x = keras.Input((3,))
     small = keras.Model(x, L.Dense(2)(x))
     small.save(out / "tfsm_small", save_format="tf")
-    listing["tfsm_small"] = {"expect": "savedmodel", "notes": "TensorFlow SavedModel directory"}
+    listing["tfsm_small"] = {
+        "expect": "savedmodel",
+        "notes": "TensorFlow SavedModel directory",
+    }
     model.save_weights(out / "weights_only.h5")
     listing["weights_only.h5"] = {"expect": "weights", "notes": "save_weights to .h5"}
     small.save_weights(out / "weights_only_v3.weights.h5")
-    listing["weights_only_v3.weights.h5"] = {"expect": "weights", "notes": "save_weights to .weights.h5"}
+    listing["weights_only_v3.weights.h5"] = {
+        "expect": "weights",
+        "notes": "save_weights to .weights.h5",
+    }
     for directory in ("savedmodel_dir", "tfsm_small"):
         # Keep the directories tiny: the variables are what TFSMLayer needs;
         # fingerprint/keras_metadata are not.
@@ -506,7 +628,9 @@ def main(out: Path) -> None:
     (out / "corpus.json").write_text(
         json.dumps(
             {
-                "written_by": f"tf-keras {keras.__version__}, tensorflow {tf.__version__}",
+                "written_by": (
+                    f"tf-keras {keras.__version__}, tensorflow {tf.__version__}"
+                ),
                 "files": listing,
             },
             indent=1,

@@ -67,7 +67,8 @@ def sniff_format(path: Path) -> str:
                 "Received: a TensorFlow SavedModel directory (saved by Keras 2 or "
                 "tf.saved_model), which Keras 3 cannot rebuild as a model. Fix: "
                 "for inference on the TensorFlow backend use `layer = "
-                f'keras.layers.TFSMLayer({str(path)!r}, call_endpoint="serving_default")`'
+                f"keras.layers.TFSMLayer({str(path)!r}, "
+                'call_endpoint="serving_default")`'
                 "; to keep training, save the model to .keras with the Keras that "
                 "wrote it."
             )

@@ -128,8 +128,10 @@ def translate(
         training = _training(contents.compile_config, contents.format, result, custom)
         optimizer = training.get("optimizer_config")
         mixed = "'mixed_float16'" in str(result.changes)
-        if mixed and isinstance(optimizer, dict) and (
-            optimizer.get("class_name") != "LossScaleOptimizer"
+        if (
+            mixed
+            and isinstance(optimizer, dict)
+            and (optimizer.get("class_name") != "LossScaleOptimizer")
         ):
             # Keras 2 wrapped it when compiling; its `.keras` config names
             # the inner optimizer only.
@@ -279,9 +281,7 @@ def _resolve_class(entry: dict[str, Any], result: Translation, custom: dict) -> 
 
 
 def _registered(name: str) -> bool:
-    from keras.src.saving import object_registration
-
-    return name in object_registration.GLOBAL_CUSTOM_OBJECTS
+    return name in keras.saving.get_custom_objects()
 
 
 def _single_registered(bare: str) -> str | None:
@@ -291,11 +291,9 @@ def _single_registered(bare: str) -> str | None:
     makes a user's ambiguous; two user classes of that name are ambiguous and
     resolve to nothing (the name is then reported missing).
     """
-    from keras.src.saving import object_registration
-
     names = [
         key
-        for key in object_registration.GLOBAL_CUSTOM_OBJECTS
+        for key in keras.saving.get_custom_objects()
         if key.rsplit(">", 1)[-1] == bare and ">" in key
     ]
     # The library's own classes (`serializable>CTCLayer`) are never what a
@@ -305,7 +303,7 @@ def _single_registered(bare: str) -> str | None:
 
 
 def _is_builtin(name: str) -> bool:
-    from keras.src import layers, losses, metrics, optimizers
+    from keras import layers, losses, metrics, optimizers
 
     if name in ("Functional", "Sequential", "Model", "InputLayer"):
         return True
@@ -587,7 +585,9 @@ def _metrics(config: Any, result: Translation, custom: dict, fmt: str) -> Any:
 # ---------------------------------------------------------------------------
 
 
-def prepare(contents: Any, custom_objects: dict[str, Any] | None, safe_mode: bool) -> Translation:
+def prepare(
+    contents: Any, custom_objects: dict[str, Any] | None, safe_mode: bool
+) -> Translation:
     """Translate a Keras 2 file's configs, then refuse what cannot load."""
     result = translate(contents, custom_objects)
     check(contents.path, result, custom_objects or {}, safe_mode)
@@ -623,7 +623,9 @@ def check(path: Path, result: Translation, custom: dict, safe_mode: bool) -> Non
         unsupported = [op for op in result.tf_ops if not _backends.keras2_tf_op(op)]
         if unsupported:
             op = unsupported[0]
-            replacement = _OP_REPLACEMENTS.get(op, "the keras.ops function of that name")
+            replacement = _OP_REPLACEMENTS.get(
+                op, "the keras.ops function of that name"
+            )
             where = (
                 "this backend"
                 if keras.backend.backend() == "tensorflow"
@@ -667,7 +669,10 @@ def load(
     """Load a Keras 2 file whose configs `translate` already rewrote."""
     from . import _backends
 
-    objects = {**_backends.keras2_objects(contents.model_config), **(custom_objects or {})}
+    objects = {
+        **_backends.keras2_objects(contents.model_config),
+        **(custom_objects or {}),
+    }
     training = contents.compile_config
     if contents.format == "h5":
         from . import _h5
@@ -690,7 +695,7 @@ def load(
 def _finalize(model: keras.Model) -> None:
     """What Keras's own weight loading does after assigning: layers such as
     `Normalization` derive tensors from their variables (`finalize_state`)."""
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in _all_layers(model):
         finalize = getattr(layer, "finalize_state", None)
         if callable(finalize) and layer.built:
             finalize()
@@ -717,9 +722,7 @@ def _load_keras(
 def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> None:
     from . import _h5
 
-    from keras.src.saving import object_registration
-
-    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+    registered = keras.saving.get_custom_objects()
 
     def named(item: Any) -> Any:
         # A registered loss or metric function named by a string: Keras's
@@ -741,11 +744,9 @@ def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> Non
 def _h5_optimizer_state(handle: Any) -> tuple[list[str], list[np.ndarray]] | None:
     if "optimizer_weights" not in handle:
         return None
-    from keras.src.legacy.saving import legacy_h5_format
-
     group = handle["optimizer_weights"]
-    names = legacy_h5_format.load_attributes_from_hdf5_group(group, "weight_names")
-    return list(names), [np.asarray(group[name]) for name in names]
+    names = _h5_names(group, "weight_names")
+    return names, [np.asarray(group[name]) for name in names]
 
 
 def _keras_optimizer_state(path: Path) -> tuple[list[str], list[np.ndarray]] | None:
@@ -790,23 +791,25 @@ def _restore_optimizer(
         inner.iterations.assign(int(np.asarray(iterations)))
         return
     expected = _keras2_roles(str(class_name), inner_config.get("config", {}), roles)
+    labels: list[str | None]
     if names and names[0]:
         labels = [_role(name, roles) for name in names[1:]]
     else:
-        labels = _layout(expected, len(variables))
+        labels = list(_layout(expected, len(variables)))
     if len(labels) != len(slots) or any(label is None for label in labels):
         _warn(model, f"{len(slots)} saved slots do not match {class_name}'s layout")
         return
     per_role: dict[str, list[np.ndarray]] = {}
     for label, value in zip(labels, slots, strict=True):
         per_role.setdefault(str(label), []).append(value)
-    assignments = []
+    assignments: list[tuple[Any, np.ndarray]] = []
     for role, values_of_role in per_role.items():
         targets = [v for v in getattr(inner, roles[role], None) or [] if v is not None]
         if not targets and class_name == "SGD":
             continue  # Keras 2 makes momentum slots even without momentum
         if len(targets) != len(values_of_role) or any(
-            tuple(t.shape) != v.shape for t, v in zip(targets, values_of_role, strict=False)
+            tuple(t.shape) != v.shape
+            for t, v in zip(targets, values_of_role, strict=False)
         ):
             _warn(model, f"the {role!r} slots do not match the model's variables")
             return
@@ -815,8 +818,12 @@ def _restore_optimizer(
         target.assign(value)
     inner.iterations.assign(int(np.asarray(iterations)))
     if class_name == "Nadam":
-        inner._u_product.assign(_nadam_u_product(inner_config.get("config", {}),
-                                                 int(np.asarray(iterations))))
+        nadam_product = inner._u_product  # Keras 3.15.1's Nadam
+        nadam_product.assign(
+            _nadam_u_product(
+                inner_config.get("config", {}), int(np.asarray(iterations))
+            )
+        )
     if optimizer is not inner:
         optimizer.iterations.assign(int(np.asarray(iterations)))
 
@@ -827,7 +834,9 @@ def _nadam_u_product(config: dict[str, Any], iterations: int) -> np.float32:
     beta_1 = np.float32(config.get("beta_1", 0.9))
     product = np.float32(1.0)
     for step in range(1, iterations + 1):
-        u_t = beta_1 * (np.float32(1.0) - np.float32(0.5) * np.float32(0.96) ** np.float32(step))
+        u_t = beta_1 * (
+            np.float32(1.0) - np.float32(0.5) * np.float32(0.96) ** np.float32(step)
+        )
         product = np.float32(product * u_t)
     return product
 
@@ -841,7 +850,7 @@ def _keras2_roles(
     if class_name == "SGD":
         return [("m",)]
     if class_name == "RMSprop":
-        blocks = [("velocity",)]
+        blocks: list[tuple[str, ...]] = [("velocity",)]
         if config.get("momentum", 0) > 0:
             blocks.append(("momentum",))
         if config.get("centered"):
@@ -903,8 +912,7 @@ def describe(contents: Any) -> tuple[dict[str, Any], Any]:
 def render(report: dict[str, Any]) -> list[str]:
     """The Keras 2 section of `serializable inspect`'s text."""
     lines = [
-        f"Keras 2 file ({report['written_by']}): load_model translates it for "
-        "Keras 3.",
+        f"Keras 2 file ({report['written_by']}): load_model translates it for Keras 3.",
         f"  classes it uses: {', '.join(report['classes'])}",
     ]
     if report["translations"]:
@@ -923,7 +931,8 @@ def render(report: dict[str, Any]) -> list[str]:
         )
     if report["lambda_layers"]:
         lines.append(
-            "  Lambda bytecode in: " + ", ".join(report["lambda_layers"])
+            "  Lambda bytecode in: "
+            + ", ".join(report["lambda_layers"])
             + " (refused unless safe_mode=False)"
         )
     return lines
@@ -942,3 +951,28 @@ def _class_names(config: Any) -> set[str]:
             names |= _class_names(value)
     return names
 
+
+def _all_layers(model: Any) -> list[Any]:
+    """Every layer nested in `model` (Keras 3.15.1's `_flatten_layers`; else
+    a walk over the public `layers`)."""
+    flatten = getattr(model, "_flatten_layers", None)
+    if flatten is not None:
+        return list(flatten(include_self=False, recursive=True))
+    found: list[Any] = []
+    for layer in getattr(model, "layers", []):
+        found.append(layer)
+        found.extend(_all_layers(layer))
+    return found
+
+
+def _h5_names(group: Any, name: str) -> list[str]:
+    """A list of names Keras stores in an HDF5 attribute, split over
+    `name0`, `name1`... when it is too large for one attribute."""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values.extend(group.attrs[f"{name}{chunk}"])
+            chunk += 1
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
