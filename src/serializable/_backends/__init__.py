@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from . import jax_ops as jax_ops
+from . import tensorflow_keras2 as tensorflow_keras2  # registers Keras 2's op layers
 from . import tensorflow_ops as tensorflow_ops
 from . import torch_ops as torch_ops
 

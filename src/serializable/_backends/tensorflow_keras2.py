@@ -48,8 +48,12 @@ def _slice(spec: Any) -> Any:
     return spec
 
 
+@keras.saving.register_keras_serializable(package="serializable")
 class TFOpLambda(keras.layers.Layer):
-    """A Keras 2 `tf.*` call: `function` is its name under `tf`."""
+    """A Keras 2 `tf.*` call: `function` is its name under `tf`.
+
+    Registered, so a converted model saves and reloads (on TensorFlow) with
+    no `custom_objects`."""
 
     def __init__(self, function: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -71,6 +75,7 @@ class TFOpLambda(keras.layers.Layer):
         return {**super().get_config(), "function": self.function}
 
 
+@keras.saving.register_keras_serializable(package="serializable")
 class SlicingOpLambda(TFOpLambda):
     """Keras 2's `x[...]` on a tensor (`tf.__operators__.getitem`)."""
 
