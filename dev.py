@@ -9,7 +9,8 @@ Needs only python3 (3.10+). Usage:
     python3 dev.py compat --write   # rewrite the README's compatibility table
                                     # from the last full `test` run
     python3 dev.py keras2-corpus    # rewrite tests/data/keras2/ with Keras 2
-                                    # (its own venv: tensorflow-cpu + tf-keras)
+                                    # (its own venv: tensorflow-cpu + tf-keras;
+                                    # KERAS_SERIALIZABLE_KERAS2_VENV to reuse one)
 
 `test` runs pytest once per Keras backend, each in its own process, and exits
 non-zero if any run fails. Set KERAS_BACKEND to run one backend only. Extra
@@ -101,7 +102,9 @@ def compat(args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
-KERAS2_VENV = ROOT / ".venv-keras2"
+KERAS2_VENV = Path(
+    os.environ.get("KERAS_SERIALIZABLE_KERAS2_VENV", ROOT / ".venv-keras2")
+)
 KERAS2_REQUIREMENTS = ("tensorflow-cpu==2.21.0", "tf-keras==2.21.0")
 
 
