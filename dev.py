@@ -8,6 +8,9 @@ Needs only python3 (3.10+). Usage:
                            # tensorflow, jax and torch backends in turn
     python3 dev.py compat --write   # rewrite the README's compatibility table
                                     # from the last full `test` run
+    python3 dev.py keras2-corpus    # rewrite tests/data/keras2/ with Keras 2
+                                    # (its own venv: tensorflow-cpu + tf-keras;
+                                    # KERAS_SERIALIZABLE_KERAS2_VENV to reuse one)
 
 `test` first runs the static checks once (`ruff check`, `ruff format --check`,
 `mypy` on src/, and `mkdocs build --strict` of the documentation site), then
@@ -210,12 +213,34 @@ def compat(args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
+KERAS2_VENV = Path(
+    os.environ.get("KERAS_SERIALIZABLE_KERAS2_VENV", ROOT / ".venv-keras2")
+)
+KERAS2_REQUIREMENTS = ("tensorflow-cpu==2.21.0", "tf-keras==2.21.0")
+
+
+def keras2_corpus(args: list[str]) -> int:
+    """Write the Keras 2 corpus with tf-keras, in an environment of its own
+    (Keras 2 and Keras 3 cannot share one). Not needed to run the tests."""
+    python = KERAS2_VENV / ("Scripts" if os.name == "nt" else "bin") / "python"
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True).create(KERAS2_VENV)
+        _run(python, "-m", "pip", "install", "--quiet", *KERAS2_REQUIREMENTS)
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    target = args[0] if args else str(ROOT / "tests" / "data" / "keras2")
+    cmd = [str(python), str(ROOT / "tools" / "keras2_corpus.py"), target]
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env).returncode
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup", "compat"}:
+    if not argv or argv[0] not in {"demo", "test", "setup", "compat", "keras2-corpus"}:
         print(__doc__)
         return 2
     if argv[0] == "compat":
         return compat(argv[1:])
+    if argv[0] == "keras2-corpus":
+        return keras2_corpus(argv[1:])
     setup()
     if argv[0] == "test":
         return test(argv[1:])

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from . import _guard, _h5, _inspect
+from . import _guard, _h5, _inspect, _keras2
 from ._errors import MissingClassError, ModelFileError, SerializableError
 
 __all__ = ["load_model", "save_model"]
@@ -387,23 +387,35 @@ def _load_file(
         # record checked), alongside Keras's load: reading and zlib.crc32
         # release the GIL. Damage found wins over any error of the load.
         checker = _Checker(path) if contents.format == "keras" else None
+        keras2 = False
         try:
+            keras2 = _keras2.is_keras2(contents)
+            if keras2:  # configs rewritten for Keras 3; refusals raised here
+                _keras2.prepare(contents, custom_objects, safe_mode)
             _check_classes(contents, custom_objects or {})
-            model = _load(
-                path,
-                contents,
-                handle,
-                compile,
-                custom_objects,
-                optimizer_state,
-                safe_mode=safe_mode,
-            )
+            if keras2:
+                model = _load_keras2(
+                    path, contents, handle, compile, custom_objects, safe_mode,
+                    optimizer_state,
+                )  # fmt: skip
+            else:
+                model = _load(
+                    path,
+                    contents,
+                    handle,
+                    compile,
+                    custom_objects,
+                    optimizer_state,
+                    safe_mode=safe_mode,
+                )
         except BaseException:
             if checker is not None:
                 checker.result()
             raise
         if checker is not None:
             checker.result()
+        if keras2:
+            return model
     _h5.restore_notes(model, contents.notes)
     return model
 
@@ -514,6 +526,32 @@ def _load(
             f"this {contents.format} file. Received: {_innermost(err)}. If the file "
             "was written by other code, check its classes with `serializable "
             "inspect`."
+        )
+        raise ModelFileError(message) from err
+
+
+def _load_keras2(
+    path: Path,
+    contents: _inspect.FileContents,
+    handle: Any,
+    compile: bool,
+    custom_objects: dict[str, Any] | None,
+    safe_mode: bool,
+    optimizer_state: bool,
+) -> keras.Model:
+    """A Keras 2 file (see `_keras2`); its errors become ours."""
+    try:
+        return _keras2.load(
+            path, contents, handle, compile, custom_objects, safe_mode,
+            optimizer_state,
+        )  # fmt: skip
+    except SerializableError:
+        raise
+    except Exception as err:
+        message = (
+            f"Cannot load {str(path)!r}: expected a Keras 2 model Keras 3 can "
+            f"rebuild once translated. Received: {_innermost(err)}. See "
+            f"{_keras2.DOCS} for what cannot be translated."
         )
         raise ModelFileError(message) from err
 

@@ -359,13 +359,12 @@ def _build(
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
     unused = [model_config]
+    # A retry needs a fresh copy of the config as given (a Keras 2 file's is
+    # translated, not the file's own): Keras's legacy loader edits it.
+    given = json.dumps(model_config)
 
     def build() -> Any:
-        # A retry needs a fresh copy: Keras's legacy loader edits the config.
-        if unused:
-            config = unused.pop()
-        else:
-            config = json.loads(_text(handle.attrs["model_config"]))
+        config = unused.pop() if unused else json.loads(given)
         return _keras_compat.legacy_model_from_config(config, objects)
 
     return unfilled.build(build)

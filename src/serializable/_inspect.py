@@ -66,9 +66,13 @@ def sniff_format(path: Path) -> str:
         if (path / "saved_model.pb").exists():
             message = (
                 f"Cannot load {str(path)!r}: expected a .keras or .h5 file. "
-                "Received: a TensorFlow SavedModel directory, which Keras 3 cannot "
-                "load as a model. Load it with tf.saved_model.load or "
-                "keras.layers.TFSMLayer, or re-export the model to .keras."
+                "Received: a TensorFlow SavedModel directory (saved by Keras 2 or "
+                "tf.saved_model), which Keras 3 cannot rebuild as a model. Fix: "
+                "for inference on the TensorFlow backend use `layer = "
+                f"keras.layers.TFSMLayer({str(path)!r}, "
+                'call_endpoint="serving_default")`'
+                "; to keep training, save the model to .keras with the Keras that "
+                "wrote it."
             )
         else:
             message = (
@@ -372,11 +376,7 @@ def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileCon
         _guard.h5_structure(handle, path)
         attrs = {key: handle.attrs[key] for key in handle.attrs}
         if "model_config" not in attrs:
-            detail = (
-                "an HDF5 file with no model config (a weights-only file? load "
-                "it with model.load_weights)"
-            )
-            raise _corrupt(path, "h5", detail)
+            raise _weights_only(path, handle)
         model_config = _guard.loads(
             path,
             _attr_text(path, "model_config", attrs["model_config"]),
@@ -455,6 +455,21 @@ def _attr_text(path: Path, name: str, value: Any) -> str | bytes:
 
 def _text(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _weights_only(path: Path, handle: Any) -> ModelFileError:
+    """An HDF5 file without a model config: weights saved by `save_weights`
+    (its layer groups are there), or not a Keras file at all."""
+    groups = ("layers", "_layer_checkpoint_dependencies")  # .weights.h5 files
+    if "layer_names" in handle.attrs or any(name in handle for name in groups):
+        message = (
+            f"Cannot load {str(path)!r} as a model: expected a model file (config "
+            "and weights). Received: a weights-only file (no model config), written "
+            "by save_weights; it holds no architecture to rebuild. Fix: build the "
+            f"same model in code, then call `model.load_weights({str(path)!r})`."
+        )
+        return ModelFileError(message)
+    return _corrupt(path, "h5", "an HDF5 file with no model config")
 
 
 # ---------------------------------------------------------------------------

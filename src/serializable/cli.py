@@ -322,6 +322,11 @@ def _inspect_command(args: argparse.Namespace) -> int:
 
 def _describe_file(contents: _inspect.FileContents) -> dict[str, Any]:
     """Everything `inspect` shows, as the JSON-ready dict `--json` prints."""
+    from . import _keras2
+
+    keras2 = None
+    if _keras2.is_keras2(contents):  # described as it will load: translated
+        keras2, contents = _keras2.describe(contents)
     top = contents.model_config
     class_name, registered, name = _identify(top)
     layers, total = _layer_tree(contents)
@@ -335,6 +340,13 @@ def _describe_file(contents: _inspect.FileContents) -> dict[str, Any]:
         }
         for ref in _inspect.required_classes(contents)
     ]
+    if keras2:
+        listed = {item["registered_name"] for item in classes}
+        classes += [
+            {"registered_name": name, "class_name": name.rsplit(">", 1)[-1],
+             "module": None, "importable": False, "module_found": None}
+            for name in keras2["missing"] if name not in listed
+        ]  # fmt: skip
     return {
         "path": str(contents.path),
         "format": contents.format,
@@ -351,6 +363,7 @@ def _describe_file(contents: _inspect.FileContents) -> dict[str, Any]:
         "total_params": total,
         "custom_classes": classes,
         "compile": _compile_info(contents.compile_config),
+        "keras2": keras2,
     }
 
 
@@ -613,6 +626,11 @@ def _render_text(report: dict[str, Any]) -> str:
     lines.extend(_render_classes(report["custom_classes"]))
     lines.append("")
     lines.extend(_render_compile(report["compile"]))
+    if report.get("keras2"):
+        from . import _keras2
+
+        lines.append("")
+        lines.extend(_keras2.render(report["keras2"]))
     return "\n".join(lines)
 
 

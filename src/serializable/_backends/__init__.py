@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from . import jax_ops as jax_ops
+from . import tensorflow_keras2 as tensorflow_keras2  # registers Keras 2's op layers
 from . import tensorflow_ops as tensorflow_ops
 from . import torch_ops as torch_ops
 
@@ -56,3 +57,22 @@ def creates_unfilled_variables() -> bool:
     initialize, assign), which is correct everywhere.
     """
     return is_tensorflow()
+
+
+def keras2_tf_op(function: str) -> bool:
+    """Whether a Keras 2 `TFOpLambda` calling `tf.<function>` can run here
+    (TensorFlow backend only; see `tensorflow_keras2`)."""
+    if not is_tensorflow():
+        return False
+    from . import tensorflow_keras2
+
+    return tensorflow_keras2.resolve(function) is not None
+
+
+def keras2_objects(config: Any) -> dict[str, Any]:
+    """The classes Keras 2's `TFOpLambda` layers load as, where they can run."""
+    if not is_tensorflow() or "OpLambda" not in repr(config):
+        return {}
+    from . import tensorflow_keras2
+
+    return tensorflow_keras2.layers()
