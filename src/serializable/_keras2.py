@@ -31,6 +31,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import _keras_compat
 from ._errors import MissingClassError, ModelFileError, docs_url
 
 DOCS = docs_url("migrating-from-keras-2")
@@ -38,19 +39,7 @@ DOCS = docs_url("migrating-from-keras-2")
 # Optimizers whose Keras 2 slot layout is known: the blocks of slot roles, in
 # the order Keras 2's `build` creates them (roles within a block interleaved
 # per variable), and the Keras 3 attribute holding each role's slots.
-_ROLES = {
-    "Adam": {"m": "_momentums", "v": "_velocities", "vhat": "_velocity_hats"},
-    "AdamW": {"m": "_momentums", "v": "_velocities", "vhat": "_velocity_hats"},
-    "SGD": {"m": "momentums"},
-    "RMSprop": {
-        "velocity": "_velocities",
-        "momentum": "_momentums",
-        "average_gradient": "_average_gradients",
-    },
-    "Nadam": {"m": "_momentums", "v": "_velocities"},
-    "Adagrad": {"accumulator": "_accumulators"},
-    "Adamax": {"m": "_m", "u": "_u"},
-}
+_ROLES = _keras_compat.OPTIMIZER_SLOT_ATTRIBUTES
 
 # Keys Keras 2 layers write that Keras 3 rejects (or warns about), by class.
 _RNN = ("LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
@@ -227,10 +216,10 @@ def _lambda(inner: dict[str, Any]) -> None:
 def _module(entry: dict[str, Any], result: Translation) -> None:
     module = entry.get("module")
     if isinstance(module, str) and (
-        module.startswith("tf_keras") or module.startswith("keras.src.engine")
+        module.startswith("tf_keras") or _keras_compat.is_keras2_engine_module(module)
     ):
         if entry["class_name"] in ("Functional", "Model"):
-            entry["module"] = "keras.src.models.functional"
+            entry["module"] = _keras_compat.FUNCTIONAL_MODULE
             entry["class_name"] = "Functional"
         elif entry["class_name"] in TF_OP_LAYERS:
             entry["module"] = None
@@ -804,7 +793,8 @@ def _restore_optimizer(
         per_role.setdefault(str(label), []).append(value)
     assignments: list[tuple[Any, np.ndarray]] = []
     for role, values_of_role in per_role.items():
-        targets = [v for v in getattr(inner, roles[role], None) or [] if v is not None]
+        slots = _keras_compat.optimizer_slots(inner, roles[role])
+        targets = [v for v in slots if v is not None]
         if not targets and class_name == "SGD":
             continue  # Keras 2 makes momentum slots even without momentum
         if len(targets) != len(values_of_role) or any(
@@ -818,8 +808,7 @@ def _restore_optimizer(
         target.assign(value)
     inner.iterations.assign(int(np.asarray(iterations)))
     if class_name == "Nadam":
-        nadam_product = inner._u_product  # Keras 3.15.1's Nadam
-        nadam_product.assign(
+        _keras_compat.nadam_momentum_product(inner).assign(
             _nadam_u_product(
                 inner_config.get("config", {}), int(np.asarray(iterations))
             )
@@ -953,16 +942,8 @@ def _class_names(config: Any) -> set[str]:
 
 
 def _all_layers(model: Any) -> list[Any]:
-    """Every layer nested in `model` (Keras 3.15.1's `_flatten_layers`; else
-    a walk over the public `layers`)."""
-    flatten = getattr(model, "_flatten_layers", None)
-    if flatten is not None:
-        return list(flatten(include_self=False, recursive=True))
-    found: list[Any] = []
-    for layer in getattr(model, "layers", []):
-        found.append(layer)
-        found.extend(_all_layers(layer))
-    return found
+    """Every layer nested in `model`."""
+    return _keras_compat.flatten_layers(model)
 
 
 def _h5_names(group: Any, name: str) -> list[str]:

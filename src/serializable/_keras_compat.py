@@ -596,3 +596,55 @@ def initialize_deferred(variable: Any, initializer: Any = None) -> None:
     if initializer is not None:
         variable._initializer = initializer
     variable._deferred_initialize()
+
+
+# ---------------------------------------------------------------------------
+# Keras 2 files (used by _keras2)
+# ---------------------------------------------------------------------------
+
+# The module Keras 3 records for a Functional model's class in a config
+# (Keras 3.8.0-3.15.1); Keras 2 files name `tf_keras.src.engine.functional`.
+FUNCTIONAL_MODULE = "keras.src.models.functional"
+
+
+def is_keras2_engine_module(module: str) -> bool:
+    """Whether a config's `module` is Keras 2's engine package (`keras.src.engine`
+    in `tf.keras` 2.13-2.15), which Keras 3 does not have."""
+    return module.startswith("keras.src.engine")
+
+
+# Where Keras 3's optimizers keep each kind of slot, by optimizer class and the
+# role Keras 2 names in a slot's path (`Adam/m/dense/kernel:0`): private lists
+# of variables, one per trainable variable (Keras 3.8.0-3.15.1; SGD's is
+# public). Missing: `optimizer_slots` returns [] and the caller warns that the
+# slots were not restored.
+OPTIMIZER_SLOT_ATTRIBUTES: dict[str, dict[str, str]] = {
+    "Adam": {"m": "_momentums", "v": "_velocities", "vhat": "_velocity_hats"},
+    "AdamW": {"m": "_momentums", "v": "_velocities", "vhat": "_velocity_hats"},
+    "SGD": {"m": "momentums"},
+    "RMSprop": {
+        "velocity": "_velocities",
+        "momentum": "_momentums",
+        "average_gradient": "_average_gradients",
+    },
+    "Nadam": {"m": "_momentums", "v": "_velocities"},
+    "Adagrad": {"accumulator": "_accumulators"},
+    "Adamax": {"m": "_m", "u": "_u"},
+}
+
+
+def optimizer_slots(optimizer: Any, attribute: str) -> list[Any]:
+    """The slot variables a built Keras 3 optimizer keeps in `attribute` (one of
+    `OPTIMIZER_SLOT_ATTRIBUTES`'s values); [] when it has none."""
+    return list(getattr(optimizer, attribute, None) or [])
+
+
+def nadam_momentum_product(optimizer: Any) -> Any:
+    """Nadam's running product of momentum-schedule values, a variable
+    (`Nadam._u_product`, Keras 3.8.0-3.15.1). Missing: `FormatLimitError`
+    naming it, so a Keras 2 Nadam file is refused rather than resumed wrong."""
+    product = getattr(optimizer, "_u_product", None)
+    if product is None:
+        what = "Nadam's momentum product (Nadam._u_product)"
+        raise _missing(what)
+    return product
