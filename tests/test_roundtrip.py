@@ -285,7 +285,7 @@ class TestPlantedBugs:
             assert_roundtrip(_model(RandomOffset()), tmp_path=tmp_path)
 
     def test_optimizer_state_lost(self, tmp_path, rng):
-        """Legacy .h5 drops optimizer slots (P15): reported, with the fix."""
+        """Legacy .h5 drops optimizer slots: reported, with the library fix and a docs link."""
         model = _model(keras.layers.Dense(2))
         model.compile(optimizer="adam", loss=keras.losses.MeanSquaredError())
         model.fit(rng.normal(size=(8, 3)), rng.normal(size=(8, 2)), verbose=0)
@@ -296,7 +296,10 @@ class TestPlantedBugs:
             "h5: optimizer state lost: 6 optimizer variables saved, 2 after reload"
             in str(info.value)
         )
-        assert "use .keras" in str(info.value)
+        message = str(info.value)
+        assert "save with serializable.save_model" in message
+        assert "using='serializable'" in message
+        assert "(P1" not in message and "pitfalls/#optimizer-state-in-h5" in message
 
     def test_shared_weights_duplicated(self, tmp_path):
         """A layer shared with a sub-model: .h5 duplicates its variables (P11), named."""

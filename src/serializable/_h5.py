@@ -43,7 +43,7 @@ from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_uti
 from keras.src.saving import object_registration, serialization_lib
 
 from . import _backends
-from ._errors import FormatLimitError, ModelFileError
+from ._errors import FormatLimitError, ModelFileError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
@@ -123,7 +123,8 @@ def check_limits(model: keras.Model) -> None:
             f"Cannot save model '{model.name}' as .h5: expected every variable to "
             "belong to one top-level layer. Received: variables shared between "
             f"layers ({', '.join(shared[:5])}), which .h5 would store twice and "
-            "reload as separate copies (P11). Save it as .keras instead."
+            "reload as separate copies. Save it as .keras instead; see "
+            + docs_url("pitfalls", "shared-layers-tied-weights")
         )
         raise FormatLimitError(message)
 
