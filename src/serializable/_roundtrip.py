@@ -565,13 +565,20 @@ def _load(path: Path, report: FormatReport, using: str) -> keras.Model | None:
                 restored = keras.models.load_model(path)
     except Exception as err:
         problem = f"load failed: {_innermost(err)}"
-        if using == "keras" and report.format == "h5" and _serializable_loads(path):
-            problem += (
-                "; serializable.load_model reads this file (it repairs what plain "
-                "Keras cannot load from .h5): load it with serializable.load_model, "
-                "or save with serializable.save_model and check with "
-                "assert_roundtrip(..., using='serializable')"
-            )
+        if using == "keras" and report.format == "h5":
+            if _serializable_loads(path):
+                problem += (
+                    "; serializable.load_model reads this file (it repairs what "
+                    "plain Keras cannot load from .h5): load it with "
+                    "serializable.load_model, or save with serializable.save_model "
+                    "and check with assert_roundtrip(..., using='serializable')"
+                )
+            else:
+                problem += (
+                    "; serializable.save_model writes .h5 files that record what "
+                    "plain Keras's .h5 loses: save with it and check with "
+                    "assert_roundtrip(..., using='serializable')"
+                )
         report.problems.append(problem)
         return None
     report.load_seconds = time.perf_counter() - start
