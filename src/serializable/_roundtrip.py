@@ -521,22 +521,32 @@ def _sample(
 
 
 @contextlib.contextmanager
-def _quiet_deprecations() -> Any:
-    """Keras's own DeprecationWarnings while saving or loading are not findings.
+def _quiet_deprecations(notes: list[str] | None = None) -> Any:
+    """Warnings while saving or loading are not failures.
 
-    Under `pytest -W error` (or `filterwarnings = error`) they would otherwise
-    be raised as exceptions and reported as a failed save or load.
+    Under `pytest -W error` (or `filterwarnings = error`) Keras's own
+    DeprecationWarnings would be raised as exceptions and reported as a failed
+    save or load. Deprecations are dropped; other warnings (Keras's "saving a
+    model that has not yet been built") go to `notes`, while the checks
+    themselves find whatever the file lost.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", PendingDeprecationWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
+    for warning in caught:
+        if issubclass(
+            warning.category, (DeprecationWarning, PendingDeprecationWarning)
+        ):
+            continue
+        text = f"{warning.category.__name__}: {str(warning.message).strip()}"
+        if notes is not None and text not in notes:
+            notes.append(text)
 
 
 def _save(model: keras.Model, path: Path, report: FormatReport, using: str) -> None:
     start = time.perf_counter()
     try:
-        with _quiet_deprecations():
+        with _quiet_deprecations(report.notes):
             if using == "serializable":
                 from ._files import save_model
 

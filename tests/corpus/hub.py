@@ -194,64 +194,87 @@ def llama_backbone():
 # ---------------------------------------------------------------------------
 
 
-def bert_text_classifier():
+def _task_batch(model: keras.Model):
+    if isinstance(model, keras_hub.models.ImageClassifier):
+        return _floats(4, 8, 8, 3)
+    segments = isinstance(model, keras_hub.models.BertTextClassifier)
+    return _text_inputs(segments=segments)
+
+
+def bert_text_classifier(train: bool = True):
     model = keras_hub.models.BertTextClassifier(
         _bert_backbone(), num_classes=2, preprocessor=None
     )
+    if not train:
+        return model, _task_batch(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     inputs = _text_inputs(batch=8, segments=True)
-    model.fit(inputs, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0)
+    model.fit(
+        inputs, np.arange(8) % 2, batch_size=4, epochs=1, verbose=0, shuffle=False
+    )
     return model, {k: v[:4] for k, v in inputs.items()}
 
 
-def gpt2_causal_lm():
+def gpt2_causal_lm(train: bool = True):
     model = keras_hub.models.GPT2CausalLM(_gpt2_backbone(), preprocessor=None)
+    if not train:
+        return model, _task_batch(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     inputs = _text_inputs(batch=8)
-    model.fit(inputs, _tokens(8), batch_size=4, epochs=1, verbose=0)
+    model.fit(inputs, _tokens(8), batch_size=4, epochs=1, verbose=0, shuffle=False)
     return model, {k: v[:4] for k, v in inputs.items()}
 
 
-def llama_causal_lm():
+def llama_causal_lm(train: bool = True):
     model = keras_hub.models.LlamaCausalLM(_llama_backbone(), preprocessor=None)
+    if not train:
+        return model, _task_batch(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     inputs = _text_inputs(batch=8)
-    model.fit(inputs, _tokens(8), batch_size=4, epochs=1, verbose=0)
+    model.fit(inputs, _tokens(8), batch_size=4, epochs=1, verbose=0, shuffle=False)
     return model, {k: v[:4] for k, v in inputs.items()}
 
 
-def vit_image_classifier():
+def vit_image_classifier(train: bool = True):
     model = keras_hub.models.ViTImageClassifier(
         _vit_backbone(), num_classes=3, preprocessor=None
     )
+    if not train:
+        return model, _task_batch(model)
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     images = _floats(8, 8, 8, 3)
-    model.fit(images, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0)
+    model.fit(
+        images, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0, shuffle=False
+    )
     return model, images[:4]
 
 
-def resnet_image_classifier():
+def resnet_image_classifier(train: bool = True):
     model = keras_hub.models.ResNetImageClassifier(
         _resnet_backbone(), num_classes=3, preprocessor=None
     )
+    if not train:
+        return model, _task_batch(model)
     model.compile(
         optimizer=keras.optimizers.SGD(1e-2),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
     images = _floats(8, 8, 8, 3)
-    model.fit(images, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0)
+    model.fit(
+        images, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0, shuffle=False
+    )
     return model, images[:4]
 
 
