@@ -654,11 +654,12 @@ class _Snapshot:
         if len(theirs) != len(self.seeds):
             return
         differ = []
-        for (mine, value), other in zip(self.seeds, theirs, strict=True):
+        owners = _seed_owners(restored)
+        for (_, value), other in zip(self.seeds, theirs, strict=True):
             if tuple(other.shape) != value.shape:
                 return
             if not np.array_equal(_numpy(other), value):
-                differ.append(mine.path.rpartition("/")[0] or mine.path)
+                differ.append(owners.get(id(other), other.path))
             other.assign(value)
         if differ:
             report.notes.append(
@@ -669,6 +670,16 @@ class _Snapshot:
                 "compared from the same seed state; reseed after loading if the "
                 "draws must continue"
             )
+
+
+def _seed_owners(model: keras.Model) -> dict[int, str]:
+    """id(seed state variable) -> "layer/attribute" of the generator owning it."""
+    owners: dict[int, str] = {}
+    for layer in [model, *_layers(model)]:
+        for key, value in vars(layer).items():
+            if isinstance(value, keras.random.SeedGenerator):
+                owners.setdefault(id(value.state), f"{layer.name}/{key.lstrip('_')}")
+    return owners
 
 
 def _seed_states(model: keras.Model) -> list[Any]:
