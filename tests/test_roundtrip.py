@@ -673,9 +673,13 @@ class ChannelsAware(keras.layers.Layer):
 class NeedsWidth(keras.layers.Layer):
     """No get_config: its parent's hand-written config never serializes it."""
 
-    def __init__(self, width, **kwargs):
+    def __init__(self, width, schedule, **kwargs):
         super().__init__(**kwargs)
+        self.schedule = schedule  # any object: Keras cannot auto-config it
         self.dense = keras.layers.Dense(width)
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
 
     def call(self, x):
         return self.dense(x)
@@ -686,28 +690,38 @@ class Parent(keras.layers.Layer):
     def __init__(self, width=3, **kwargs):
         super().__init__(**kwargs)
         self.width = width
-        self.inner = NeedsWidth(width, name="inner")
+        self.inner = NeedsWidth(width, schedule=range(width), name="inner")
 
     def get_config(self):
         return {**super().get_config(), "width": self.width}
+
+    def build(self, input_shape):
+        self.inner.build(input_shape)
 
     def call(self, x):
         return self.inner(x)
 
 
-@keras.saving.register_keras_serializable(package="test_roundtrip_real")
 class KeepsTuple(keras.layers.Layer):
-    """A registered Keras class whose own get_config returns a tuple."""
+    """A class whose own get_config returns a tuple, which JSON makes a list."""
 
     def __init__(self, factors=(1.0, 2.0), **kwargs):
         super().__init__(**kwargs)
-        self.factors = tuple(factors)
+        self.factors = factors
 
     def get_config(self):
         return {**super().get_config(), "factors": self.factors}
 
     def call(self, x):
         return x * self.factors[0] + self.factors[1]
+
+
+KerasRegistered = keras.saving.register_keras_serializable(
+    package="test_roundtrip_real"
+)(type("KerasRegistered", (KeepsTuple,), {}))
+LibraryRegistered = serializable.register_keras_serializable(
+    package="test_roundtrip_real"
+)(type("LibraryRegistered", (KeepsTuple,), {}))
 
 
 class Noise(SerializableLayer, package="test_roundtrip_real"):
@@ -790,13 +804,10 @@ class TestRealModels:
         )
         assert_roundtrip(model, tmp_path=tmp_path)
 
-    def test_registered_class_with_its_own_get_config(self, tmp_path):
-        """A tuple in a registered class's own get_config reloads a list, as without the library."""
-        model = _model(KeepsTuple((0.5, 1.0), name="keeps"))
-        assert_roundtrip(model, tmp_path=tmp_path)
-        serializable.register_keras_serializable(package="test_roundtrip_real2")(
-            type("KeepsTupleToo", (KeepsTuple,), {})
-        )
+    @pytest.mark.parametrize("cls", [KerasRegistered, LibraryRegistered])
+    def test_registered_class_with_its_own_get_config(self, cls, tmp_path):
+        """A tuple in a registered class's own get_config: compared as without the library."""
+        assert_roundtrip(_model(cls((0.5, 1.0))), tmp_path=tmp_path)
 
     def test_computed_default_is_not_a_false_alarm(self, tmp_path):
         """data_format=None turned into image_data_format() reloads the same: not reported."""

@@ -566,7 +566,7 @@ def _save(model: keras.Model, path: Path, report: FormatReport, using: str) -> N
 def _load(path: Path, report: FormatReport, using: str) -> keras.Model | None:
     start = time.perf_counter()
     try:
-        with _quiet_deprecations():
+        with _quiet_deprecations(report.notes):
             if using == "serializable":
                 from ._files import load_model
 
