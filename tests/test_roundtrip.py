@@ -308,11 +308,8 @@ class TestPlantedBugs:
         inner = keras.Model(a, shared(a), name="inner")
         b = keras.Input((4,))
         model = keras.Model(b, shared(inner(b)))
-        with pytest.warns(
-            UserWarning, match="Skipping nested container"
-        ):  # Keras's own
-            with pytest.raises(RoundtripError) as info:
-                assert_roundtrip(model, tmp_path=tmp_path)
+        with pytest.raises(RoundtripError) as info:
+            assert_roundtrip(model, tmp_path=tmp_path)
         message = str(info.value)
         assert (
             "h5: 2 unique variables saved, 4 after reload (shared or tied weights"

@@ -123,6 +123,11 @@ _REGISTERED_FROM: dict[str, str] = {}
 
 
 def _note_registering_module(registered_name: str, obj: Any, frame: Any) -> None:
+    # The first caller outside this package (base classes register from here).
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "serializable."
+    ):
+        frame = frame.f_back
     module = frame.f_globals.get("__name__") if frame is not None else None
     if isinstance(module, str) and module != getattr(obj, "__module__", None):
         _REGISTERED_FROM[registered_name] = module
