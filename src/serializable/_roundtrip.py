@@ -1,11 +1,13 @@
 """`assert_roundtrip`: save, reload, and prove nothing was lost.
 
-For each format the object is saved, loaded back with plain
-`keras.models.load_model` (no `custom_objects`), and compared with the
-original: class, config (key by key, tuples told apart from lists), every
-weight by path, the number of unique variables, outputs, compile state
-(loss and metric values on one batch, not just their configs), optimizer
-state, and one identical training step. Every problem found is collected and
+Every format is saved first, before the object is called, built or trained,
+so each file holds what the user's own save would write. Each is then loaded
+back with plain `keras.models.load_model` (no `custom_objects`), and compared
+with the original: class, config (key by key; tuples told apart from lists
+where the library generated the config), every weight by path, the number of
+unique variables, outputs, compile state (loss and metric values on one
+batch, not just their configs), optimizer state, and one identical training
+step. Every problem found is collected and
 reported at once, grouped by format, in a message a person can act on.
 """
 
@@ -50,7 +52,11 @@ class RoundtripError(AssertionError):
 
 @dataclass
 class FormatReport:
-    """What happened in one format: sizes, timings and what was checked."""
+    """What happened in one format: sizes, timings and what was checked.
+
+    `notes` holds what is worth knowing but lost nothing: warnings Keras gave
+    while saving or loading, and random-seed state Keras does not save.
+    """
 
     format: str
     path: str
@@ -196,7 +202,7 @@ def assert_roundtrip(
             state.reset_seeds(model)
             token = _ORIGINAL_CONFIGS.set(originals)
             try:
-                report = _run_formats(
+                result = _run_formats(
                     obj,
                     model,
                     kind,
@@ -226,7 +232,7 @@ def assert_roundtrip(
             + "; ".join(f"pip install {_BACKEND_PACKAGES[b][1]}" for b in missing)
             + ")"
         )
-    return report
+    return result
 
 
 # Backend name -> (module to find, what to pip install).
@@ -622,7 +628,7 @@ class _Snapshot:
         )
         self.optimizer_values = (
             [_numpy(v).copy() for v in optimizer.variables]
-            if self.optimizer_built
+            if optimizer is not None and self.optimizer_built
             else []
         )
         self.seeds = [(v, _numpy(v).copy()) for v in _seed_states(model)]
