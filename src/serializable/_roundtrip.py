@@ -737,7 +737,6 @@ def _check_format(
             _check_compile(model, restored, inputs, targets, atol, rtol, problems)
         report.checked.append("compile state")
         _check_optimizer(
-            state,
             model,
             restored,
             problems,
@@ -750,6 +749,7 @@ def _check_format(
                 "constraint",
                 "schedule",
             ),
+            state=state,
             fmt=fmt,
             using=using,
         )
@@ -1380,15 +1380,19 @@ def _user_metrics(model: keras.Model) -> list[Any]:
 
 
 def _check_optimizer(
-    state: _Snapshot,
     model: keras.Model,
     restored: keras.Model,
     problems: list[str],
     slots: bool = True,
     *,
+    state: _Snapshot | None = None,
     fmt: str = "keras",
     using: str = "keras",
 ) -> None:
+    """Compare the reloaded optimizer with `state`, the original's as saved
+    (taken now when None)."""
+    if state is None:
+        state = _Snapshot(model)
     a, b = model.optimizer, restored.optimizer
     if type(a) is not type(b):
         problems.append(
