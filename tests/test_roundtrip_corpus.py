@@ -96,8 +96,8 @@ class TestKerasIoCorpus:
             model, inputs, using="serializable", tmp_path=tmp_path / "both"
         )
         assert "training step" in report.formats["h5"].checked
-        if name not in FRESH:
-            return
+        if name not in FRESH or keras.backend.backend() != "tensorflow":
+            return  # the fresh process is a new interpreter: one backend is enough
         report = assert_roundtrip(
             model,
             inputs,
