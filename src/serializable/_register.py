@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,6 +89,7 @@ def register_keras_serializable(
 
     def decorator(obj: T) -> T:
         registered_name = f"{package}>{name or getattr(obj, '__name__', '')}"
+        _note_registering_module(registered_name, obj, sys._getframe(1))
         if inspect.isclass(obj):
             _check_class(obj, registered_name)
         elif not callable(obj) or not hasattr(obj, "__name__"):
@@ -111,6 +113,28 @@ def register_keras_serializable(
         return obj
 
     return decorator
+
+
+# Registered name -> the module that registered a class defined elsewhere
+# (README "way 3": a third-party class registered from the user's module). A
+# new process must import that module, not only the class's own, to find it.
+_REGISTERED_FROM: dict[str, str] = {}
+
+
+def _note_registering_module(registered_name: str, obj: Any, frame: Any) -> None:
+    # The first caller outside this package (base classes register from here).
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "serializable."
+    ):
+        frame = frame.f_back
+    module = frame.f_globals.get("__name__") if frame is not None else None
+    if isinstance(module, str) and module != getattr(obj, "__module__", None):
+        _REGISTERED_FROM[registered_name] = module
+
+
+def registering_module(registered_name: str) -> str | None:
+    """The module that registered `registered_name`, if not the class's own."""
+    return _REGISTERED_FROM.get(registered_name)
 
 
 def _check_class(cls: type, registered_name: str) -> None:

@@ -1,11 +1,13 @@
 """`assert_roundtrip`: save, reload, and prove nothing was lost.
 
-For each format the object is saved, loaded back with plain
-`keras.models.load_model` (no `custom_objects`), and compared with the
-original: class, config (key by key, tuples told apart from lists), every
-weight by path, the number of unique variables, outputs, compile state
-(loss and metric values on one batch, not just their configs), optimizer
-state, and one identical training step. Every problem found is collected and
+Every format is saved first, before the object is called, built or trained,
+so each file holds what the user's own save would write. Each is then loaded
+back with plain `keras.models.load_model` (no `custom_objects`), and compared
+with the original: class, config (key by key; tuples told apart from lists
+where the library generated the config), every weight by path, the number of
+unique variables, outputs, compile state (loss and metric values on one
+batch, not just their configs), optimizer state, and one identical training
+step. Every problem found is collected and
 reported at once, grouped by format, in a message a person can act on.
 """
 
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import time
 import unittest
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +54,11 @@ class RoundtripError(AssertionError):
 
 @dataclass
 class FormatReport:
-    """What happened in one format: sizes, timings and what was checked."""
+    """What happened in one format: sizes, timings and what was checked.
+
+    `notes` holds what is worth knowing but lost nothing: warnings Keras gave
+    while saving or loading, and random-seed state Keras does not save.
+    """
 
     format: str
     path: str
@@ -60,6 +67,7 @@ class FormatReport:
     load_seconds: float = 0.0
     checked: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -77,6 +85,7 @@ class RoundtripReport:
                 f"{report.load_seconds * 1000:.0f} ms; checked "
                 + ", ".join(report.checked)
             )
+            lines.extend(f"  note: {note}" for note in report.notes)
         return "\n".join(lines)
 
 
@@ -173,31 +182,49 @@ def assert_roundtrip(
     installed, missing = _split_backends(backends)
     model, kind = _as_model(obj, inputs)
     rng = np.random.default_rng(seed)
-    if inputs is None:
-        inputs = synthesize_inputs(model, rng)
-    expected = _predict(model, inputs)
-    originals = {id(o): (o, _safe_config(o)) for o in [model, *_layers(model)]}
-    token = _ORIGINAL_CONFIGS.set(originals)
-    try:
-        report = _run_formats(
-            obj,
-            model,
-            kind,
-            formats,
-            inputs,
-            expected,
-            targets,
-            rng,
-            tmp_path,
-            atol=atol,
-            rtol=rtol,
-            fresh_process=fresh_process,
-            check_training=check_training,
-            using=using,
-            backends=installed,
-        )
-    finally:
-        _ORIGINAL_CONFIGS.reset(token)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(tmp_path) if tmp_path is not None else Path(scratch)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Every file is written first, before the checker calls, builds or
+        # trains anything: it must hold the model exactly as the user's own
+        # save would see it (an unbuilt model stays unbuilt).
+        reports = {
+            fmt: FormatReport(fmt, str(directory / f"roundtrip_{model.name}.{fmt}"))
+            for fmt in formats
+        }
+        for report in reports.values():
+            _save(model, Path(report.path), report, using)
+        state = _Snapshot.take(model)
+        try:
+            # Configs as the files hold them: before the model is called.
+            originals = {id(o): (o, _safe_config(o)) for o in [model, *_layers(model)]}
+            if inputs is None:
+                inputs = synthesize_inputs(model, rng)
+            expected = _predict(model, inputs)
+            state.reset_seeds(model)
+            token = _ORIGINAL_CONFIGS.set(originals)
+            try:
+                result = _run_formats(
+                    obj,
+                    model,
+                    kind,
+                    reports,
+                    inputs,
+                    expected,
+                    targets,
+                    rng,
+                    state,
+                    atol=atol,
+                    rtol=rtol,
+                    fresh_process=fresh_process,
+                    check_training=check_training,
+                    using=using,
+                    backends=installed,
+                )
+            finally:
+                _ORIGINAL_CONFIGS.reset(token)
+        finally:
+            state.reset_seeds(model)
     if missing:
         checked = ", ".join(installed) or "no other backend"
         raise BackendNotInstalled(
@@ -207,7 +234,7 @@ def assert_roundtrip(
             + "; ".join(f"pip install {_BACKEND_PACKAGES[b][1]}" for b in missing)
             + ")"
         )
-    return report
+    return result
 
 
 # Backend name -> (module to find, what to pip install).
@@ -263,12 +290,12 @@ def _run_formats(
     obj: Any,
     model: keras.Model,
     kind: str,
-    formats: Sequence[str],
+    reports: dict[str, FormatReport],
     inputs: Any,
     expected: Any,
     targets: Any,
     rng: np.random.Generator,
-    tmp_path: str | os.PathLike[str] | None,
+    state: _Snapshot,
     *,
     atol: float,
     rtol: float,
@@ -277,31 +304,29 @@ def _run_formats(
     using: str,
     backends: Sequence[str] = (),
 ) -> RoundtripReport:
-    with tempfile.TemporaryDirectory() as scratch:
-        directory = Path(tmp_path) if tmp_path is not None else Path(scratch)
-        directory.mkdir(parents=True, exist_ok=True)
-        reports = {
-            fmt: _check_format(
-                model,
-                kind,
-                fmt,
-                directory / f"roundtrip_{model.name}.{fmt}",
-                inputs,
-                expected,
-                targets,
-                rng,
-                atol=atol,
-                rtol=rtol,
-                fresh_process=fresh_process,
-                check_training=check_training,
-                using=using,
-                backends=backends,
-            )
-            for fmt in formats
-        }
+    restored_models = []
+    for report in reports.values():
+        restored = _check_format(
+            model,
+            kind,
+            report,
+            inputs,
+            expected,
+            targets,
+            rng,
+            state,
+            atol=atol,
+            rtol=rtol,
+            fresh_process=fresh_process,
+            check_training=check_training,
+            using=using,
+            backends=backends,
+        )
+        if restored is not None:
+            restored_models.append(restored)
     problems = {fmt: r.problems for fmt, r in reports.items() if r.problems}
     incomplete: list[str] = []
-    _check_config_completeness(model, incomplete)
+    _check_config_completeness(model, restored_models, incomplete)
     if incomplete:
         problems = {"config": incomplete, **problems}
     if problems:
@@ -473,6 +498,15 @@ def synthesize_inputs(
             raise ValueError(message)
         arrays = [_sample(shape, "float32", rng, batch) for shape in shapes]
         return arrays[0] if len(arrays) == 1 else arrays
+    try:
+        structure = model.input  # dict inputs stay a dict
+    except (AttributeError, ValueError):
+        structure = None
+    if isinstance(structure, dict):
+        return {
+            key: _sample(tuple(t.shape), t.dtype, rng, batch)
+            for key, t in structure.items()
+        }
     arrays = [_sample(tuple(t.shape), t.dtype, rng, batch) for t in specs]
     return arrays[0] if len(arrays) == 1 else arrays
 
@@ -494,15 +528,180 @@ def _sample(
 # ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet_deprecations(notes: list[str] | None = None) -> Any:
+    """Warnings while saving or loading are not failures.
+
+    Under `pytest -W error` (or `filterwarnings = error`) Keras's own
+    DeprecationWarnings would be raised as exceptions and reported as a failed
+    save or load. Deprecations are dropped; other warnings (Keras's "saving a
+    model that has not yet been built") go to `notes`, while the checks
+    themselves find whatever the file lost.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        if issubclass(
+            warning.category, (DeprecationWarning, PendingDeprecationWarning)
+        ):
+            continue
+        text = f"{warning.category.__name__}: {str(warning.message).strip()}"
+        if notes is not None and text not in notes:
+            notes.append(text)
+
+
+def _save(model: keras.Model, path: Path, report: FormatReport, using: str) -> None:
+    start = time.perf_counter()
+    try:
+        with _quiet_deprecations(report.notes):
+            if using == "serializable":
+                from ._files import save_model
+
+                save_model(model, path)
+            else:
+                with _keras_compat.keep_compile_config(model):
+                    model.save(path)
+    except Exception as err:  # a save failure is a finding, not a crash
+        report.problems.append(f"save failed: {_innermost(err)}")
+        return
+    report.save_seconds = time.perf_counter() - start
+    report.file_bytes = path.stat().st_size
+
+
+def _load(path: Path, report: FormatReport, using: str) -> keras.Model | None:
+    start = time.perf_counter()
+    try:
+        with _quiet_deprecations(report.notes):
+            if using == "serializable":
+                from ._files import load_model
+
+                restored = load_model(path)
+            else:
+                restored = keras.models.load_model(path)
+    except Exception as err:
+        problem = f"load failed: {_innermost(err)}"
+        if using == "keras" and report.format == "h5":
+            if _serializable_loads(path):
+                problem += (
+                    "; serializable.load_model reads this file (it repairs what "
+                    "plain Keras cannot load from .h5): load it with "
+                    "serializable.load_model, or save with serializable.save_model "
+                    "and check with assert_roundtrip(..., using='serializable')"
+                )
+            else:
+                problem += (
+                    "; serializable.save_model writes .h5 files that record what "
+                    "plain Keras's .h5 loses: save with it and check with "
+                    "assert_roundtrip(..., using='serializable')"
+                )
+        report.problems.append(problem)
+        return None
+    report.load_seconds = time.perf_counter() - start
+    return restored
+
+
+def _serializable_loads(path: Path) -> bool:
+    try:
+        from ._files import load_model
+
+        with _quiet_deprecations(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_model(path)
+    except Exception:
+        return False
+    return True
+
+
+class _Snapshot:
+    """The original's optimizer and random-seed state, taken after saving.
+
+    The compile-state and training checks use the original model; they are
+    compared with what the files hold, and everything is put back after.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        optimizer = getattr(model, "optimizer", None) if model.compiled else None
+        self.optimizer_built = bool(optimizer is not None and optimizer.built)
+        self.iterations = (
+            int(_numpy(optimizer.iterations)) if optimizer is not None else 0
+        )
+        self.optimizer_values = (
+            [_numpy(v).copy() for v in optimizer.variables]
+            if optimizer is not None and self.optimizer_built
+            else []
+        )
+        self.seeds = [(v, _numpy(v).copy()) for v in _seed_states(model)]
+
+    @classmethod
+    def take(cls, model: keras.Model) -> _Snapshot:
+        return cls(model)
+
+    def reset_seeds(self, model: keras.Model, *others: keras.Model) -> None:
+        """Put the original's seed state back, and give `others` the same."""
+        for variable, value in self.seeds:
+            variable.assign(value)
+        for other in others:
+            theirs = _seed_states(other)
+            if len(theirs) == len(self.seeds):
+                for (_, value), variable in zip(self.seeds, theirs, strict=True):
+                    if tuple(variable.shape) == value.shape:
+                        variable.assign(value)
+
+    def align_seeds(self, restored: keras.Model, report: FormatReport) -> None:
+        """Start the reload's random draws where the original's stood.
+
+        Keras saves no `keras.random.SeedGenerator` state: a reloaded layer
+        draws from its initial seed again. That is a known Keras limit, not a
+        loss of anything learned; it is noted in the report, and the outputs
+        are compared from the same random state.
+        """
+        theirs = _seed_states(restored)
+        if len(theirs) != len(self.seeds):
+            return
+        differ = []
+        owners = _seed_owners(restored)
+        for (_, value), other in zip(self.seeds, theirs, strict=True):
+            if tuple(other.shape) != value.shape:
+                return
+            if not np.array_equal(_numpy(other), value):
+                differ.append(owners.get(id(other), other.path))
+            other.assign(value)
+        if differ:
+            report.notes.append(
+                "random seed state of "
+                + ", ".join(f"'{p}'" for p in differ)
+                + " is not saved by Keras (keras.random.SeedGenerator): after "
+                "reload random draws restart from the initial seed. Outputs were "
+                "compared from the same seed state; reseed after loading if the "
+                "draws must continue"
+            )
+
+
+def _seed_owners(model: keras.Model) -> dict[int, str]:
+    """id(seed state variable) -> "layer/attribute" of the generator owning it."""
+    owners: dict[int, str] = {}
+    for layer in [model, *_layers(model)]:
+        for key, value in vars(layer).items():
+            if isinstance(value, keras.random.SeedGenerator):
+                owners.setdefault(id(value.state), f"{layer.name}/{key.lstrip('_')}")
+    return owners
+
+
+def _seed_states(model: keras.Model) -> list[Any]:
+    """The state variables of every `SeedGenerator` the model's layers own."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
 def _check_format(
     model: keras.Model,
     kind: str,
-    fmt: str,
-    path: Path,
+    report: FormatReport,
     inputs: Any,
     expected: Any,
     targets: Any,
     rng: np.random.Generator,
+    state: _Snapshot,
     *,
     atol: float,
     rtol: float,
@@ -510,35 +709,15 @@ def _check_format(
     check_training: bool | None,
     using: str = "keras",
     backends: Sequence[str] = (),
-) -> FormatReport:
-    report = FormatReport(fmt, str(path))
-    problems = report.problems
-    start = time.perf_counter()
-    try:
-        if using == "serializable":
-            from ._files import save_model
-
-            save_model(model, path)
-        else:
-            with _keras_compat.keep_compile_config(model):
-                model.save(path)
-    except Exception as err:  # a save failure is a finding, not a crash
-        problems.append(f"save failed: {_innermost(err)}")
-        return report
-    report.save_seconds = time.perf_counter() - start
-    report.file_bytes = path.stat().st_size
-    start = time.perf_counter()
-    try:
-        if using == "serializable":
-            from ._files import load_model
-
-            restored = load_model(path)
-        else:
-            restored = keras.models.load_model(path)
-    except Exception as err:
-        problems.append(f"load failed: {_innermost(err)}")
-        return report
-    report.load_seconds = time.perf_counter() - start
+) -> keras.Model | None:
+    fmt, path, problems = report.format, Path(report.path), report.problems
+    if problems:  # the save failed
+        return None
+    restored = _load(path, report, using)
+    if restored is None:
+        return None
+    state.align_seeds(restored, report)
+    state.reset_seeds(model)
 
     _check_class(model, restored, problems)
     report.checked.append("class")
@@ -553,6 +732,7 @@ def _check_format(
     if model.compiled and model.optimizer is not None:
         if targets is None:
             targets = _targets_like(expected, model, rng)
+        state.reset_seeds(model, restored)
         with _eager(model, restored):
             _check_compile(model, restored, inputs, targets, atol, rtol, problems)
         report.checked.append("compile state")
@@ -569,16 +749,28 @@ def _check_format(
                 "constraint",
                 "schedule",
             ),
+            state=state,
+            fmt=fmt,
+            using=using,
         )
         report.checked.append("optimizer state")
         legacy_probe = fmt == "h5" and kind not in ("model", "layer")
         if (check_training is None or check_training) and not legacy_probe:
             if not problems:
+                state.reset_seeds(model, restored)
                 with _eager(model, restored):
                     _check_training_step(
                         model, restored, inputs, targets, atol, rtol, problems
                     )
                 report.checked.append("training step")
+                if problems and fmt == "h5" and using == "keras":
+                    problems[-1] += (
+                        "; plain Keras's .h5 loader does not restore the "
+                        "optimizer so that training resumes, serializable."
+                        "load_model does: check with assert_roundtrip(..., "
+                        "using='serializable')"
+                    )
+        state.reset_seeds(model)
     if fresh_process:
         _check_fresh_process(
             model, path, inputs, expected, atol, rtol, problems, using=using
@@ -599,7 +791,7 @@ def _check_format(
             backend=backend,
         )
         report.checked.append(f"reload under {backend}")
-    return report
+    return restored
 
 
 @contextlib.contextmanager
@@ -670,7 +862,11 @@ def _check_configs(
     model: keras.Model, restored: keras.Model, problems: list[str]
 ) -> None:
     _diff_config(
-        "model config", _model_config(model), _model_config(restored), problems
+        "model config",
+        _model_config(model),
+        _model_config(restored),
+        problems,
+        strict=_generated(model),
     )
     originals = _layers(model)
     reloaded = _layers(restored)
@@ -689,9 +885,19 @@ def _check_configs(
                 f"{type(b).__qualname__}"
             )
             continue
-        if not isinstance(a, keras.Model):  # models are compared as a whole above
+        mine, theirs = _original_config(a), _safe_config(b)
+        if _config_failed(mine) or _config_failed(theirs):
+            # A sublayer no config serializes (its parent's hand-written
+            # get_config rebuilds it from its own arguments): Keras never asks
+            # for it, so what it would say is not in the file either way.
+            pass
+        elif not isinstance(a, keras.Model):  # models are compared as a whole above
             _diff_config(
-                f"{where} config", _original_config(a), _safe_config(b), problems
+                f"{where} config",
+                mine,
+                theirs,
+                problems,
+                strict=_generated(a),
             )
         _check_state_attributes(where, a, b, problems)
 
@@ -699,26 +905,42 @@ def _check_configs(
 _MISSING = object()
 
 
-def _check_config_completeness(model: keras.Model, problems: list[str]) -> None:
+def _check_config_completeness(
+    model: keras.Model, restored_models: Sequence[keras.Model], problems: list[str]
+) -> None:
     """A hand-written get_config that forgets an __init__ argument.
 
-    See docs/pitfalls.md#missing-kwargs.
-
     Reload calls the constructor with the config, so a missing argument comes
-    back with its default: a different object, silently. Keras's own classes
+    back with its default: a different object, silently. It is reported when
+    the reloaded object really differs (an `__init__` that turns a default of
+    None into a computed value, as `data_format=None` into
+    `keras.config.image_data_format()`, reloads the same). Keras's own classes
     are skipped (their configs are reviewed upstream).
     """
     import inspect
 
     from ._codec import _is_builtin_keras
 
-    for obj in [model, *_layers(model)]:
+    originals = [model, *_layers(model)]
+    partners: list[list[Any]] = [[] for _ in originals]
+    for restored in restored_models:
+        others = [restored, *_layers(restored)]
+        if len(others) == len(originals):
+            for index, other in enumerate(others):
+                if type(other) is type(originals[index]):
+                    partners[index].append(other)
+    for obj, reloaded in zip(originals, partners, strict=True):
         cls = type(obj)
         if _is_builtin_keras(cls):
             continue
         config = _original_config(obj)
         if not isinstance(config, dict):
-            problems.append(f"layer '{obj.name}' get_config failed: {config}")
+            # A sublayer's get_config matters only if its parent's config
+            # serializes it, and then the save itself fails (reported as
+            # such); a parent's hand-written config may rebuild it from its
+            # own arguments instead.
+            if obj is model:
+                problems.append(f"layer '{obj.name}' get_config failed: {config}")
             continue
         try:
             params = list(inspect.signature(cls.__init__).parameters.values())[1:]
@@ -734,6 +956,8 @@ def _check_config_completeness(model: keras.Model, problems: list[str]) -> None:
                 "argument"
             )
             if param.default is param.empty:
+                if reloaded:
+                    continue  # it reloaded, so the class rebuilds the argument
                 problems.append(
                     f"{where} '{param.name}', which has no default: reloading will "
                     f"fail. Add it to get_config, or drop get_config and let "
@@ -741,13 +965,28 @@ def _check_config_completeness(model: keras.Model, problems: list[str]) -> None:
                 )
                 continue
             current = getattr(obj, param.name, _MISSING)
-            if current is not _MISSING and not _same_value(current, param.default):
-                problems.append(
-                    f"{where} '{param.name}': the object has {param.name}="
-                    f"{_short(current)} but reloads with the default "
-                    f"{_short(param.default)}. Add it to get_config, or drop "
-                    "get_config and let serializable generate it"
-                )
+            if current is _MISSING:
+                continue
+            if reloaded:
+                values = [getattr(o, param.name, _MISSING) for o in reloaded]
+                differ = [
+                    v
+                    for v in values
+                    if v is not _MISSING and not _same_value(current, v)
+                ]
+                if not differ:
+                    continue
+                value = differ[0]
+            elif not _same_value(current, param.default):
+                value = param.default
+            else:
+                continue
+            which = "the default " if _same_value(value, param.default) else ""
+            problems.append(
+                f"{where} '{param.name}': the object has {param.name}="
+                f"{_short(current)} but reloads with {which}{_short(value)}. Add it "
+                "to get_config, or drop get_config and let serializable generate it"
+            )
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -759,6 +998,10 @@ def _same_value(a: Any, b: Any) -> bool:
         return False
 
 
+def _config_failed(config: Any) -> bool:
+    return isinstance(config, str) and config.startswith("<get_config raised")
+
+
 def _safe_config(obj: Any) -> Any:
     try:
         return obj.get_config()
@@ -766,10 +1009,36 @@ def _safe_config(obj: Any) -> Any:
         return f"<get_config raised {type(err).__name__}: {err}>"
 
 
+def _generated(obj: Any) -> bool:
+    """True if `obj`'s config is the one keras-serializable generates.
+
+    Generated configs promise that a tuple comes back a tuple; a hand-written
+    `get_config` (Keras's own classes, keras-hub's, a registered third-party
+    class) gets what Keras gives it, where JSON turns tuples into lists
+    without consequence: those are compared as they would be without the
+    library.
+    """
+    get_config = getattr(type(obj), "get_config", None)
+    return bool(getattr(get_config, "_serializable_generated", False))
+
+
 def _diff_config(
-    where: str, a: Any, b: Any, problems: list[str], path: str = ""
+    where: str,
+    a: Any,
+    b: Any,
+    problems: list[str],
+    path: str = "",
+    *,
+    strict: bool = False,
 ) -> None:
-    """Key-level structural diff; tuples and lists are different types."""
+    """Key-level structural diff.
+
+    With `strict`, tuples and lists are different types. Under any
+    `build_config` they never are: that is Keras's bookkeeping of input
+    shapes, which JSON turns into lists in every format.
+    """
+    if strict and path.endswith("['build_config']"):
+        strict = False
     if isinstance(a, dict) and isinstance(b, dict):
         for key in a:
             if key not in b:
@@ -784,18 +1053,20 @@ def _diff_config(
                 )
         for key in a:
             if key in b:
-                _diff_config(where, a[key], b[key], problems, f"{path}[{key!r}]")
+                _diff_config(
+                    where, a[key], b[key], problems, f"{path}[{key!r}]", strict=strict
+                )
         return
     if (
         isinstance(a, (list, tuple))
         and isinstance(b, (list, tuple))
-        and type(a) is type(b)
+        and (not strict or isinstance(a, tuple) == isinstance(b, tuple))
     ):
         if len(a) != len(b):
             problems.append(f"{where}{path} saved {_short(a)}, reloaded {_short(b)}")
             return
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            _diff_config(where, x, y, problems, f"{path}[{i}]")
+            _diff_config(where, x, y, problems, f"{path}[{i}]", strict=strict)
         return
     if type(a) is not type(b) and not (_is_number(a) and _is_number(b)):
         problems.append(
@@ -907,10 +1178,25 @@ def _check_weights(
     unique_saved = len({id(v) for v in saved})
     unique_loaded = len({id(v) for v in loaded})
     if unique_saved != unique_loaded:
+        if unique_loaded == 0:
+            why = (
+                "the reloaded model has no weights: the model was saved unbuilt "
+                "(e.g. trained only through a custom train_step that calls its "
+                "layers). Call the model once on a batch, or build() it, before "
+                "saving"
+            )
+        elif unique_loaded < unique_saved and len(loaded) < len(saved):
+            why = "some weights were not saved or not restored"
+        else:
+            why = "shared or tied weights were duplicated or merged; see " + _docs_url(
+                "pitfalls", "shared-layers-tied-weights"
+            )
         problems.append(
             f"{unique_saved} unique variables saved, {unique_loaded} after reload "
-            "(shared or tied weights were duplicated or dropped)"
+            f"({why})"
         )
+    if saved and not loaded:
+        return  # said once above, not weight by weight
     by_path = {v.path: v for v in loaded}
     paired = len(saved) == len(loaded)
     for index, variable in enumerate(saved):
@@ -1094,8 +1380,19 @@ def _user_metrics(model: keras.Model) -> list[Any]:
 
 
 def _check_optimizer(
-    model: keras.Model, restored: keras.Model, problems: list[str], slots: bool = True
+    model: keras.Model,
+    restored: keras.Model,
+    problems: list[str],
+    slots: bool = True,
+    *,
+    state: _Snapshot | None = None,
+    fmt: str = "keras",
+    using: str = "keras",
 ) -> None:
+    """Compare the reloaded optimizer with `state`, the original's as saved
+    (taken now when None)."""
+    if state is None:
+        state = _Snapshot(model)
     a, b = model.optimizer, restored.optimizer
     if type(a) is not type(b):
         problems.append(
@@ -1105,23 +1402,32 @@ def _check_optimizer(
     _diff_config("optimizer config", _safe_config(a), _safe_config(b), problems)
     # Through numpy: `int()` on a Keras variable calls `int()` on its backend
     # value, which a `tf.distribute` MirroredVariable does not support.
-    a_steps, b_steps = int(_numpy(a.iterations)), int(_numpy(b.iterations))
+    a_steps, b_steps = state.iterations, int(_numpy(b.iterations))
     if a_steps != b_steps:
         problems.append(
             f"optimizer iterations saved {a_steps}, reloaded {b_steps} "
             "(optimizer state lost: training will not resume where it stopped)"
         )
-    if not slots:
+    if not slots or not state.optimizer_built:
+        # An optimizer that never stepped has no slots yet; the reload may
+        # build its (fresh) slots at once. Nothing was there to lose.
         return
-    if len(a.variables) != len(b.variables):
-        from ._errors import docs_url
-
+    saved = state.optimizer_values
+    if len(saved) != len(b.variables):
+        if fmt == "h5" and using == "keras":
+            fix = (
+                "a legacy .h5 file written by model.save keeps no optimizer "
+                "slots: save with serializable.save_model, which keeps them "
+                "(check with assert_roundtrip(..., using='serializable')), or "
+                "save as .keras"
+            )
+            fix += ". See " + _docs_url("pitfalls", "optimizer-state-in-h5")
+        else:
+            fix = "the optimizer's variables were not restored from the file"
         problems.append(
-            f"optimizer state lost: {len(a.variables)} optimizer variables saved, "
-            f"{len(b.variables)} after reload (moments/slots not restored, so training "
-            "will not resume where it stopped; legacy .h5 written by model.save keeps "
-            "no optimizer slots: use .keras; see "
-            f"{docs_url('pitfalls', 'optimizer-state-in-h5')})"
+            f"optimizer state lost: {len(saved)} optimizer variables saved, "
+            f"{len(b.variables)} after reload (moments/slots not restored, so "
+            f"training will not resume where it stopped; {fix})"
         )
         return
     # Paired by position, not by path: a slot is named after its model
@@ -1129,12 +1435,18 @@ def _check_optimizer(
     # ("tagger/dense/kernel" becomes "dense/kernel"), so pairing by path
     # silently compared no slot at all. Both optimizers create their slots in
     # the order of the model's trainable variables, compared above.
-    for variable, other in zip(a.variables, b.variables, strict=True):
-        x, y = _numpy(variable), _numpy(other)
+    for variable, x, other in zip(a.variables, saved, b.variables, strict=False):
+        y = _numpy(other)
         if x.shape != y.shape or not np.array_equal(x, y):
             problems.append(
                 f"optimizer variable '{variable.path}' differs: {_difference(x, y)}"
             )
+
+
+def _docs_url(page: str, anchor: str | None = None) -> str:
+    from ._errors import docs_url
+
+    return docs_url(page, anchor)
 
 
 def _check_training_step(
@@ -1146,8 +1458,13 @@ def _check_training_step(
     rtol: float,
     problems: list[str],
 ) -> None:
-    saved_weights = [_numpy(v) for v in model.weights]
-    saved_opt = [_numpy(v) for v in model.optimizer.variables]
+    if not model.optimizer.built:
+        # Never trained: the step would build the optimizer's slots, which
+        # could not be put back. Build them now (fresh, as the first step
+        # would), so everything the step changes can be restored.
+        model.optimizer.build(model.trainable_variables)
+    saved_weights = [_numpy(v).copy() for v in model.weights]
+    saved_opt = [_numpy(v).copy() for v in model.optimizer.variables]
     try:
         try:
             model.train_on_batch(inputs, targets)
@@ -1172,7 +1489,7 @@ def _check_training_step(
     finally:
         for variable, value in zip(model.weights, saved_weights, strict=True):
             variable.assign(value)
-        for variable, value in zip(model.optimizer.variables, saved_opt, strict=True):
+        for variable, value in zip(model.optimizer.variables, saved_opt, strict=False):
             variable.assign(value)
 
 
@@ -1197,7 +1514,14 @@ try:
     model = load_model(request["file"])
     with np.load(request["inputs"], allow_pickle=False) as data:
         arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
-    outputs = model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+    with np.load(request["seeds"], allow_pickle=False) as data:
+        seeds = [data[f"arr_{i}"] for i in range(len(data.files))]
+    states = [v for v in model.variables if v.path.endswith("seed_generator_state")]
+    if len(states) == len(seeds):
+        for variable, value in zip(states, seeds):
+            variable.assign(value)
+    inputs = keras.tree.pack_sequence_as(request["structure"], arrays)
+    outputs = model(inputs, training=False)
     flat = [np.asarray(keras.ops.convert_to_numpy(t))
             for t in keras.tree.flatten(outputs)]
     np.savez(request["outputs"], *flat)
@@ -1217,6 +1541,8 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
     class or function that no new process can import (defined in `__main__`
     or inside a function).
     """
+    from ._register import registering_module
+
     try:
         config = keras.saving.serialize_keras_object(model)
     except Exception:
@@ -1234,6 +1560,15 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
             unimportable.add(f"{qualname} (registered as {name!r}) is defined {where}")
         else:
             modules.add(module)
+        # A class registered from another module than its own (a third-party
+        # class): that module is what makes the name known.
+        registrar = registering_module(name)
+        if registrar == "__main__":
+            unimportable.add(
+                f"{qualname} (registered as {name!r}) is registered in __main__"
+            )
+        elif registrar:
+            modules.add(registrar)
     return sorted(modules), sorted(unimportable)
 
 
@@ -1256,6 +1591,15 @@ def _registered_names(config: Any) -> list[str]:
     return names
 
 
+def _json_structure(inputs: Any) -> Any:
+    """`inputs`' nesting with every array replaced by 0, as JSON can hold it."""
+    if isinstance(inputs, dict):
+        return {str(k): _json_structure(v) for k, v in inputs.items()}
+    if isinstance(inputs, (list, tuple)):
+        return [_json_structure(v) for v in inputs]
+    return 0
+
+
 def _check_fresh_process(
     model: keras.Model,
     path: Path,
@@ -1271,16 +1615,25 @@ def _check_fresh_process(
     """Load `path` in a new process (under `backend`, or this one) and compare."""
     where = "fresh process" + (f" under {backend}" if backend else "")
     modules, unimportable = registered_modules(model)
-    arrays = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    # Flat arrays plus the structure (dict keys, nesting): a dict of arrays
+    # saved as one .npz entry would be an object array, which needs pickle.
+    arrays = [np.asarray(a) for a in keras.tree.flatten(inputs)]
+    structure = _json_structure(inputs)
     stem = path.suffix + (f".{backend}" if backend else "")
     inputs_file = path.with_suffix(stem + ".inputs.npz")
+    seeds_file = path.with_suffix(stem + ".seeds.npz")
     outputs_file = path.with_suffix(stem + ".outputs.npz")
-    np.savez(inputs_file, *[np.asarray(a) for a in arrays])
+    np.savez(inputs_file, *arrays)
+    # Keras saves no SeedGenerator state: the new process starts its random
+    # draws where the original's stood, as the in-process check does.
+    np.savez(seeds_file, *[_numpy(v).copy() for v in _seed_states(model)])
     request = {
         "path": [p for p in sys.path if p],
         "modules": modules,
         "file": str(path),
         "inputs": str(inputs_file),
+        "seeds": str(seeds_file),
+        "structure": structure,
         "outputs": str(outputs_file),
         "using": using,
     }
