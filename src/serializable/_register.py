@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -89,7 +88,9 @@ def register_keras_serializable(
 
     def decorator(obj: T) -> T:
         registered_name = f"{package}>{name or getattr(obj, '__name__', '')}"
-        _note_registering_module(registered_name, obj, sys._getframe(1))
+        _note_registering_module(
+            registered_name, obj, getattr(inspect.currentframe(), "f_back", None)
+        )
         if inspect.isclass(obj):
             _check_class(obj, registered_name)
         elif not callable(obj) or not hasattr(obj, "__name__"):

@@ -1019,7 +1019,9 @@ def _generated(obj: Any) -> bool:
     library.
     """
     get_config = getattr(type(obj), "get_config", None)
-    return bool(getattr(get_config, "_serializable_generated", False))
+    from ._config import _GENERATED
+
+    return bool(getattr(get_config, _GENERATED, False))
 
 
 def _diff_config(
