@@ -37,6 +37,12 @@ def ctc_loss_native(
 ) -> Any:
     """Per-sample CTC loss with TensorFlow's native kernel (sparse labels).
 
+    The kernel refuses empty labels. An empty label's only alignment is all
+    blanks, so those rows (and only those: the others cost nothing extra, as
+    the log-softmax runs on the gathered empty rows alone) get
+    `-sum log softmax(blank)` over their frames, and the kernel gets a
+    one-label stand-in for them.
+
     Args:
         labels: int `(B, L)`, padded anywhere past `label_length`.
         log_probs: float32 `(B, T, C)`, batch-major logits or log-probabilities.
@@ -48,22 +54,36 @@ def ctc_loss_native(
 
     labels = tf.cast(labels, tf.int32)
     label_length = tf.cast(label_length, tf.int32)
+    input_length = tf.cast(input_length, tf.int32)
+    empty = tf.equal(label_length, 0)
+    # The stand-in for an empty label: one non-blank class, at least one frame.
+    filler = 1 if blank_index == 0 else 0
+    first = tf.where(empty, filler, labels[:, 0])
+    labels = tf.concat([first[:, None], labels[:, 1:]], axis=1)
+    kernel_length = tf.where(empty, 1, label_length)
+    kernel_input = tf.where(empty, tf.maximum(input_length, 1), input_length)
     # Build the SparseTensor from the lengths, not from the values: a real
     # class 0 must not be dropped as if it were padding.
     max_length = tf.shape(labels)[1]
-    mask = tf.sequence_mask(label_length, max_length)
+    mask = tf.sequence_mask(kernel_length, max_length)
     indices = tf.where(mask)
     values = tf.gather_nd(labels, indices)
     shape = tf.cast(tf.shape(labels), tf.int64)
     sparse = tf.SparseTensor(indices, values, shape)
-    return tf.nn.ctc_loss(
+    loss = tf.nn.ctc_loss(
         labels=sparse,
         logits=log_probs,
         label_length=None,
-        logit_length=tf.cast(input_length, tf.int32),
+        logit_length=kernel_input,
         logits_time_major=False,
         blank_index=blank_index,
     )
+    rows = tf.where(empty)  # (K, 1): usually K = 0, and then all of this is free
+    gathered = tf.gather_nd(log_probs, rows)  # (K, T, C)
+    blank_log_probs = tf.nn.log_softmax(gathered, axis=-1)[:, :, blank_index]
+    frames = tf.sequence_mask(tf.gather_nd(input_length, rows), tf.shape(log_probs)[1])
+    all_blank = -tf.reduce_sum(tf.where(frames, blank_log_probs, 0.0), axis=1)
+    return tf.tensor_scatter_nd_update(loss, rows, all_blank)
 
 
 def ctc_beam_search_native(
