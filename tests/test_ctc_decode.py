@@ -199,7 +199,9 @@ class TestBeamSearch:
             logits = rng.normal(size=(8, 30, 6)) * 2
             lengths = rng.integers(1, 31, size=8)
             blank = [0, 5, 2][seed]
-            paths, scores = ctc_beam_search_numpy(logits, lengths, 10, 1, blank)
+            paths, scores = ctc_beam_search_numpy(
+                logits, lengths, 10, 1, blank, keep_greedy=False
+            )
             lp = log_softmax(logits)
             for b in range(8):
                 labels, score = textbook_beam_search(lp[b], lengths[b], 10, blank)
