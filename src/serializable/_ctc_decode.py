@@ -485,9 +485,10 @@ def ctc_beam_search_numpy(
         same = last[:, :, None] == chosen_classes[:, None, :]
         previous = np.where(same, p_blank[:, :, None], total[:, :, None])
         ext_label = previous + chosen_lp[:, None, :]
-        mixed = prefix_hash[:, :, None] * _HASH_MULTIPLIER + label_ids[chosen_classes][
-            :, None, :
-        ]
+        mixed = (
+            prefix_hash[:, :, None] * _HASH_MULTIPLIER
+            + label_ids[chosen_classes][:, None, :]
+        )
         ext_hash = mixed ^ (mixed >> np.uint64(29))
 
         ext_blank = np.full((batch, beams * k), -np.inf)
@@ -658,7 +659,10 @@ def _keep_greedy(
     if exact_scores:
         flat = paths[:, rescored].reshape(top_paths * rescored.size, steps)
         exact = _labelling_log_prob(
-            np.tile(sub, (top_paths, 1, 1)), np.tile(sub_lengths, top_paths), flat, blank
+            np.tile(sub, (top_paths, 1, 1)),
+            np.tile(sub_lengths, top_paths),
+            flat,
+            blank,
         ).reshape(top_paths, rescored.size)
         beam_scores = np.where(np.isneginf(scores[rescored]), -np.inf, exact.T)
         beam_best = beam_scores[:, 0]
