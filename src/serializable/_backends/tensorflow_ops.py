@@ -80,7 +80,7 @@ def ctc_loss_native(
     )
 
     def with_empty_labels() -> Any:
-        rows = tf.where(empty)  # (K, 1)
+        rows = tf.cast(tf.where(empty), tf.int32)  # (K, 1)
         gathered = tf.gather_nd(log_probs, rows)  # (K, T, C)
         blank_log_probs = tf.nn.log_softmax(gathered, axis=-1)[:, :, blank_index]
         frames = tf.sequence_mask(
