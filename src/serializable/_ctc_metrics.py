@@ -155,7 +155,8 @@ def _edit_distance(
     n = _sequence_lengths(truth, pad_value)
     arrays = _host_arrays(truth, hypothesis, n)
     if arrays is not None:
-        distance_np = levenshtein_numpy(*arrays, pad_value)
+        truth_np, hypothesis_np, lengths_np = arrays
+        distance_np = levenshtein_numpy(truth_np, hypothesis_np, lengths_np, pad_value)
         distance = ops.convert_to_tensor(distance_np.astype("float32"))
     else:
         m = _sequence_lengths(hypothesis, pad_value)
