@@ -11,7 +11,10 @@ and the blank is whatever `blank_index` says, for both strategies.
 * Beam search is a CTC *prefix* beam search. On TensorFlow it runs
   TensorFlow's native decoder (`tensorflow_ops`), inside graphs too; elsewhere it
   runs the NumPy decoder below, eagerly (Keras's own port takes ~35 s at
-  B=32, T=200, C=30, width 10; this one a fraction of a second).
+  B=32, T=200, C=30, width 10; this one a fraction of a second). The NumPy
+  decoder can prune per frame (`token_top_k`, `token_min_log_prob`) and per
+  beam score (`beam_threshold`), keeps the greedy labelling as a candidate,
+  and can report exact labelling log-probabilities (`exact_scores`).
 """
 
 from __future__ import annotations
