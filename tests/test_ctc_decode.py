@@ -199,7 +199,9 @@ class TestBeamSearch:
             logits = rng.normal(size=(8, 30, 6)) * 2
             lengths = rng.integers(1, 31, size=8)
             blank = [0, 5, 2][seed]
-            paths, scores = ctc_beam_search_numpy(logits, lengths, 10, 1, blank)
+            paths, scores = ctc_beam_search_numpy(
+                logits, lengths, 10, 1, blank, keep_greedy=False
+            )
             lp = log_softmax(logits)
             for b in range(8):
                 labels, score = textbook_beam_search(lp[b], lengths[b], 10, blank)
@@ -489,3 +491,139 @@ class TestCTCDecoder:
         serializable.assert_roundtrip(
             inference_model(strategy, blank_index=-1), tmp_path=tmp_path
         )
+
+
+def peaked_logits(seed, batch=32, steps=60, classes=12, peak=3.0):
+    """Trained-model-like outputs: one class per frame well above the others."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(batch, steps, classes)) * 1.5
+    path = np.where(
+        rng.random((batch, steps)) < 0.5, 0, rng.integers(1, classes, (batch, steps))
+    )
+    np.put_along_axis(logits, path[:, :, None], peak, axis=2)
+    return logits
+
+
+def exact_log_prob(logits, paths, lengths=None, blank=0):
+    """-ctc_loss of each row's labelling: its exact log-probability."""
+    lengths = np.full(len(logits), logits.shape[1]) if lengths is None else lengths
+    return -np.asarray(
+        ctc_loss(
+            paths,
+            logits.astype("float32"),
+            lengths,
+            blank_index=blank,
+            zero_infinity=True,
+        )
+    )
+
+
+class TestPruning:
+    """Token and beam pruning, the greedy candidate, exact scores (NumPy decoder)."""
+
+    def test_pruning_that_prunes_nothing_is_exact(self, rng):
+        """Thresholds nothing falls below, and top-k = all classes, change nothing."""
+        logits = rng.normal(size=(6, 25, 7)) * 2
+        lengths = rng.integers(0, 26, size=6)
+        plain = ctc_beam_search_numpy(logits, lengths, 8, 3, 2, keep_greedy=False)
+        loose = ctc_beam_search_numpy(
+            logits,
+            lengths,
+            8,
+            3,
+            2,
+            keep_greedy=False,
+            token_top_k=6,
+            token_min_log_prob=-1e9,
+            beam_threshold=1e9,
+        )
+        np.testing.assert_array_equal(plain[0], loose[0])
+        np.testing.assert_array_equal(plain[1], loose[1])
+
+    def test_pruned_search_finds_the_peaked_labelling(self):
+        """On peaked outputs, pruning keeps the unpruned search's best labelling."""
+        logits = peaked_logits(0, batch=8, peak=8.0)
+        lengths = np.full(8, 60)
+        plain, _ = ctc_beam_search_numpy(logits, lengths, 10, 1, 0)
+        for kwargs in (
+            {"token_min_log_prob": -5.0},
+            {"token_top_k": 3},
+            {"beam_threshold": 10.0},
+        ):
+            pruned, _ = ctc_beam_search_numpy(logits, lengths, 10, 1, 0, **kwargs)
+            np.testing.assert_array_equal(pruned, plain)
+
+    def test_never_less_probable_than_greedy(self):
+        """keep_greedy (the default) returns a labelling at least as probable as greedy's.
+
+        The bare prefix beam search does not, on some rows of peaked outputs.
+        """
+        logits = peaked_logits(1)
+        lengths = np.full(32, 60)
+        greedy, _ = ctc_decode(logits.astype("float32"))
+        greedy_lp = exact_log_prob(logits, np.asarray(greedy[0]))
+        bare, _ = ctc_beam_search_numpy(logits, lengths, 4, 1, 0, keep_greedy=False)
+        kept, scores = ctc_beam_search_numpy(logits, lengths, 4, 1, 0)
+        assert np.any(exact_log_prob(logits, bare[0]) < greedy_lp - 1e-3)
+        kept_lp = exact_log_prob(logits, kept[0])
+        assert np.all(kept_lp >= greedy_lp - 1e-3)
+
+    def test_exact_scores(self, rng):
+        """exact_scores gives each returned labelling's forward-algorithm log-probability."""
+        logits = rng.normal(size=(5, 20, 6)) * 2
+        lengths = np.array([20, 13, 1, 0, 7])
+        paths, scores = ctc_beam_search_numpy(
+            logits, lengths, 6, 3, 0, exact_scores=True
+        )
+        for p in range(3):
+            expected = exact_log_prob(logits, paths[p], lengths)
+            finite = np.isfinite(scores[:, p])
+            np.testing.assert_allclose(scores[finite, p], expected[finite], atol=1e-3)
+        _, beam_scores = ctc_beam_search_numpy(logits, lengths, 6, 3, 0)
+        assert np.all(scores[:, 0] >= beam_scores[:, 0] - 1e-4)
+
+    def test_through_ctc_decode(self, rng):
+        """ctc_decode passes the settings to the NumPy decoder, on every backend."""
+        logits = rng.normal(size=(3, 15, 5)).astype("float32")
+        paths, scores = ctc_decode(
+            logits,
+            strategy="beam_search",
+            token_top_k=2,
+            beam_threshold=5.0,
+            exact_scores=True,
+        )
+        expected = ctc_beam_search_numpy(
+            logits,
+            np.full(3, 15),
+            10,
+            1,
+            0,
+            token_top_k=2,
+            beam_threshold=5.0,
+            exact_scores=True,
+        )
+        np.testing.assert_array_equal(np.asarray(paths), expected[0])
+        np.testing.assert_allclose(np.asarray(scores), expected[1], rtol=1e-6)
+
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            ({"token_top_k": 0}, "'token_top_k' must be None"),
+            ({"token_top_k": 2.0}, "'token_top_k' must be None"),
+            ({"token_min_log_prob": "x"}, "'token_min_log_prob' must be None"),
+            ({"beam_threshold": -1.0}, "'beam_threshold' must be None"),
+        ],
+    )
+    def test_bad_settings(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            ctc_decode(np.zeros((1, 3, 4), "float32"), strategy="beam_search", **kwargs)
+
+    @needs_tf
+    def test_native_refuses_numpy_settings(self):
+        with pytest.raises(ValueError, match="settings of the NumPy beam search"):
+            ctc_decode(
+                np.zeros((1, 3, 4), "float32"),
+                strategy="beam_search",
+                implementation="native",
+                beam_threshold=3.0,
+            )

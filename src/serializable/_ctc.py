@@ -352,27 +352,11 @@ def _keras_loss(
 def _tf_native_loss(
     labels: Any, log_probs: Any, label_length: Any, input_length: Any, blank: int
 ) -> Any:
-    """TensorFlow's native kernel, which refuses empty labels.
-
-    An empty label's only alignment is all blanks: compute that directly, and
-    give the kernel a harmless one-label stand-in for those rows.
-    """
-    steps = ops.shape(log_probs)[1]
-    filler = 1 if blank == 0 else 0
-    empty = ops.equal(label_length, 0)
-    frames = ops.arange(steps)[None, :] < input_length[:, None]
-    blank_log_probs = ops.log_softmax(log_probs, axis=-1)[:, :, blank]
-    all_blank = -ops.sum(ops.where(frames, blank_log_probs, 0.0), axis=1)
-    first = ops.where(empty, filler, labels[:, 0])
-    labels = ops.concatenate([first[:, None], labels[:, 1:]], axis=1)
-    loss = tensorflow_ops.ctc_loss_native(
-        labels,
-        log_probs,
-        ops.where(empty, 1, label_length),
-        ops.where(empty, ops.maximum(input_length, 1), input_length),
-        blank,
+    """TensorFlow's native kernel; it handles empty labels itself, at no cost
+    to the rows whose label is not empty."""
+    return tensorflow_ops.ctc_loss_native(
+        labels, log_probs, label_length, input_length, blank
     )
-    return ops.where(empty, all_blank, loss)
 
 
 def _keras_ctc(

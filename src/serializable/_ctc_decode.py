@@ -11,7 +11,10 @@ and the blank is whatever `blank_index` says, for both strategies.
 * Beam search is a CTC *prefix* beam search. On TensorFlow it runs
   TensorFlow's native decoder (`tensorflow_ops`), inside graphs too; elsewhere it
   runs the NumPy decoder below, eagerly (Keras's own port takes ~35 s at
-  B=32, T=200, C=30, width 10; this one a fraction of a second).
+  B=32, T=200, C=30, width 10; this one a fraction of a second). The NumPy
+  decoder can prune per frame (`token_top_k`, `token_min_log_prob`) and per
+  beam score (`beam_threshold`), keeps the greedy labelling as a candidate,
+  and can report exact labelling log-probabilities (`exact_scores`).
 """
 
 from __future__ import annotations
@@ -110,6 +113,10 @@ def ctc_decode(
     from_logits: bool = True,
     merge_repeated: bool = True,
     implementation: str = "auto",
+    token_top_k: int | None = None,
+    token_min_log_prob: float | None = None,
+    beam_threshold: float | None = None,
+    exact_scores: bool = False,
 ) -> tuple[Any, Any]:
     """Decode CTC outputs into label sequences, with any blank index.
 
@@ -142,8 +149,21 @@ def ctc_decode(
         merge_repeated: greedy only: merge repeated classes before dropping
             blanks (the CTC rule). Must be True for beam search.
         implementation: beam search only: `"auto"` (TensorFlow's native
-            decoder on TensorFlow, NumPy elsewhere), `"native"` (TensorFlow
-            backend only) or `"numpy"` (eager only).
+            decoder on TensorFlow, NumPy elsewhere or when a NumPy-only
+            setting below is given), `"native"` (TensorFlow backend only) or
+            `"numpy"` (eager only).
+        token_top_k: NumPy beam search: try at most this many classes per
+            frame, the most likely first (flashlight's `beam_size_token`).
+            None: all.
+        token_min_log_prob: NumPy beam search: do not try classes whose
+            log-probability in the frame is below this (the frame's best is
+            always tried; pyctcdecode's `token_min_logp`). None: all.
+        beam_threshold: NumPy beam search: drop prefixes more than this many
+            nats below the best one (flashlight's `beam_threshold`). None:
+            keep `beam_width`.
+        exact_scores: NumPy beam search: score each returned labelling by its
+            exact log-probability (forward algorithm) instead of the beam's
+            lower bound.
 
     Returns:
         `(paths, scores)`: int32 `(top_paths, B, T)` label sequences, left
@@ -182,6 +202,8 @@ def ctc_decode(
         merge_repeated,
         implementation,
         "ctc_decode",
+        pruning=(token_top_k, token_min_log_prob, beam_threshold),
+        exact_scores=exact_scores,
     )
 
 
@@ -197,10 +219,14 @@ def _ctc_decode(
     merge_repeated: bool,
     implementation: str,
     where: str,
+    pruning: tuple[Any, Any, Any] = (None, None, None),
+    exact_scores: bool = False,
 ) -> tuple[Any, Any]:
     _check_settings(
         strategy, beam_width, top_paths, merge_repeated, implementation, where
     )
+    _check_pruning(*pruning, where)
+    numpy_only = exact_scores or any(value is not None for value in pruning)
     y_pred = ops.convert_to_tensor(y_pred)
     check_y_pred_rank(y_pred, where)
     num_classes = y_pred.shape[-1]
@@ -233,7 +259,17 @@ def _ctc_decode(
         rest = ops.full((batch, top_paths - 1), float("-inf"), dtype="float32")
         return paths, ops.concatenate([first, rest], axis=1)
     if implementation == "auto":
-        implementation = "native" if tensorflow_ops.available() else "numpy"
+        native = tensorflow_ops.available() and not numpy_only
+        implementation = "native" if native else "numpy"
+    if implementation == "native" and numpy_only:
+        message = (
+            f"{where}: token_top_k, token_min_log_prob, beam_threshold and "
+            "exact_scores are settings of the NumPy beam search, which "
+            "TensorFlow's native decoder does not have. Received: "
+            "implementation='native' with one of them set. Use "
+            "implementation='auto' or 'numpy', or leave them at their defaults."
+        )
+        raise ValueError(message)
     if implementation == "native":
         if not tensorflow_ops.available():
             message = (
@@ -258,8 +294,17 @@ def _ctc_decode(
             "model with jit_compile=False), or use strategy='greedy'."
         )
         raise ValueError(message) from err
+    token_top_k, token_min_log_prob, beam_threshold = pruning
     paths_np, scores_np = ctc_beam_search_numpy(
-        log_probs_np, lengths_np, beam_width, top_paths, blank
+        log_probs_np,
+        lengths_np,
+        beam_width,
+        top_paths,
+        blank,
+        token_top_k=token_top_k,
+        token_min_log_prob=token_min_log_prob,
+        beam_threshold=beam_threshold,
+        exact_scores=exact_scores,
     )
     return ops.convert_to_tensor(paths_np), ops.convert_to_tensor(scores_np)
 
@@ -290,21 +335,79 @@ def _greedy(
     return paths[None], scores[:, None]
 
 
+def _check_pruning(
+    token_top_k: int | None,
+    token_min_log_prob: float | None,
+    beam_threshold: float | None,
+    where: str,
+) -> None:
+    if token_top_k is not None and (
+        isinstance(token_top_k, bool)
+        or not isinstance(token_top_k, (int, np.integer))
+        or token_top_k < 1
+    ):
+        message = (
+            f"{where} argument 'token_top_k' must be None (no limit) or an int "
+            f">= 1. Received: token_top_k={token_top_k!r}. Pass e.g. 40 to try "
+            "only each frame's 40 most likely classes."
+        )
+        raise ValueError(message)
+    for name, value in (
+        ("token_min_log_prob", token_min_log_prob),
+        ("beam_threshold", beam_threshold),
+    ):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.floating, np.integer))
+            or np.isnan(value)
+            or (name == "beam_threshold" and value < 0)
+        ):
+            message = (
+                f"{where} argument '{name}' must be None (no pruning) or a "
+                f"{'non-negative ' if name == 'beam_threshold' else ''}number of "
+                f"nats. Received: {name}={value!r}. Pass e.g. "
+                f"{'-10.0' if name == 'token_min_log_prob' else '25.0'}, or None."
+            )
+            raise ValueError(message)
+
+
 def ctc_beam_search_numpy(
     log_probs: np.ndarray,
     input_length: np.ndarray,
     beam_width: int,
     top_paths: int,
     blank_index: int,
+    *,
+    token_top_k: int | None = None,
+    token_min_log_prob: float | None = None,
+    beam_threshold: float | None = None,
+    keep_greedy: bool = True,
+    exact_scores: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """CTC prefix beam search in NumPy, vectorized over batch and beams.
 
     Each step scores, for every beam, "stay" (a blank, or a repeat of its last
-    label) and "extend by class c" for every non-blank c; candidates that are
-    the same prefix are merged by sorting their 64-bit prefix hashes and
-    summing probabilities per (sample, hash) group; the best `beam_width`
+    label) and "extend by class c" for every non-blank c it tries; candidates
+    that are the same prefix are merged by sorting their 64-bit prefix hashes
+    and summing probabilities per (sample, hash) group; the best `beam_width`
     groups survive. Parent pointers and appended labels are kept per step and
     followed back at the end, so no prefix is ever stored as a sequence.
+
+    Pruning (all off by default, which is the exact prefix beam search):
+
+    * token pruning: at each frame, extend only by the classes with
+      log-probability >= `token_min_log_prob` (the frame's best class is
+      always tried; pyctcdecode's `token_min_logp`), at most `token_top_k` of
+      them, the most likely first (flashlight's `beam_size_token`);
+    * beam pruning: drop prefixes more than `beam_threshold` nats below the
+      sample's best at that frame (flashlight's `beam_threshold`).
+
+    With `keep_greedy` (the default), the greedy (best path) labelling is a
+    candidate too: when its exact log-probability (forward algorithm) beats
+    the best beam's labelling's, it is returned first (and the beams after
+    it), so the result is never less probable than greedy's. A prefix beam
+    search alone can miss it on peaked outputs. `keep_greedy=False` with no
+    pruning is the textbook prefix beam search, exactly.
 
     Args:
         log_probs: float `(B, T, C)` logits or log-probabilities (each frame is
@@ -314,6 +417,14 @@ def ctc_beam_search_numpy(
         top_paths: labellings returned per sample, `1 <= top_paths <=
             beam_width`.
         blank_index: the blank class; negative counts from the end.
+        token_top_k: at most this many non-blank classes tried per frame.
+        token_min_log_prob: classes below this log-probability are not tried.
+        beam_threshold: prefixes this many nats below the best are dropped.
+        keep_greedy: return the greedy labelling first where it is more
+            probable than the best beam's.
+        exact_scores: return each labelling's exact log-probability (summed
+            over all its alignments) instead of the beam's estimate (summed
+            over the alignments the beam kept, a lower bound).
 
     Returns:
         int32 paths `(top_paths, B, T)` padded with -1 and float32
@@ -338,19 +449,12 @@ def ctc_beam_search_numpy(
     x = x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
     blank_lp = np.ascontiguousarray(x[:, :, blank].T)  # (T, B)
     label_lp = np.ascontiguousarray(x[:, :, classes].transpose(1, 0, 2))  # (T,B,W)
+    tried = _tried_per_frame(label_lp, lengths, token_top_k, token_min_log_prob)
 
-    candidates = beams * num_classes  # K stays, then K * W extensions
     rows = np.arange(batch)[:, None]
-    row_offset = rows * candidates
     beam_ids = np.broadcast_to(np.arange(beams), (batch, beams))
     label_ids = np.arange(width, dtype=np.uint64) + np.uint64(1)
-    # Dead candidates (probability 0) get unique hashes so they never merge
-    # with a live prefix and lend it their (meaningless) history.
-    sentinel = (
-        np.arange(candidates, dtype=np.uint64) + np.uint64(1)
-    ) * _SENTINEL_MULTIPLIER
-    row_start = np.zeros(batch * candidates, dtype=bool)
-    row_start[::candidates] = True
+    all_classes = np.broadcast_to(np.arange(width), (batch, width))
 
     p_blank = np.full((batch, beams), -np.inf)
     p_blank[:, 0] = 0.0  # the empty prefix
@@ -360,31 +464,52 @@ def ctc_beam_search_numpy(
     parents = np.empty((steps, batch, beams), dtype=np.int64)
     appended = np.empty((steps, batch, beams), dtype=np.int64)
     no_label = np.full((batch, beams), -1, dtype=np.int64)
-    ext_blank = np.full((batch, beams * width), -np.inf)
 
     for t in range(steps):
         active = (t < lengths)[:, None]
         frame = label_lp[t]
+        k = width if tried is None else int(tried[t])
+        if k >= width:
+            k, chosen_classes, chosen_lp = width, all_classes, frame
+        else:
+            chosen_classes = np.argpartition(-frame, k - 1, axis=1)[:, :k]
+            chosen_lp = np.take_along_axis(frame, chosen_classes, axis=1)
+            if token_min_log_prob is not None:
+                best_lp = frame.max(axis=1, keepdims=True)
+                keep = (chosen_lp >= token_min_log_prob) | (chosen_lp == best_lp)
+                chosen_lp = np.where(keep, chosen_lp, -np.inf)
+        candidates = beams * (1 + k)  # K stays, then K * k extensions
+        row_offset = rows * candidates
         total = np.logaddexp(p_blank, p_label)
         stay_blank = total + blank_lp[t][:, None]
         repeat = np.take_along_axis(frame, np.maximum(last, 0), axis=1)
         stay_label = np.where(last >= 0, p_label + repeat, -np.inf)
         # Extending by the last label needs a blank in between.
-        same = last[:, :, None] == np.arange(width)
+        same = last[:, :, None] == chosen_classes[:, None, :]
         previous = np.where(same, p_blank[:, :, None], total[:, :, None])
-        ext_label = previous + frame[:, None, :]
-        mixed = prefix_hash[:, :, None] * _HASH_MULTIPLIER + label_ids
+        ext_label = previous + chosen_lp[:, None, :]
+        mixed = (
+            prefix_hash[:, :, None] * _HASH_MULTIPLIER
+            + label_ids[chosen_classes][:, None, :]
+        )
         ext_hash = mixed ^ (mixed >> np.uint64(29))
 
+        ext_blank = np.full((batch, beams * k), -np.inf)
         cand_blank = np.concatenate([stay_blank, ext_blank], axis=1)
         cand_label = np.concatenate([stay_label, ext_label.reshape(batch, -1)], 1)
         cand_hash = np.concatenate([prefix_hash, ext_hash.reshape(batch, -1)], 1)
         dead = np.logaddexp(cand_blank, cand_label) == -np.inf
+        # Dead candidates (probability 0) get unique hashes so they never merge
+        # with a live prefix and lend it their (meaningless) history.
+        sentinel = (
+            np.arange(candidates, dtype=np.uint64) + np.uint64(1)
+        ) * _SENTINEL_MULTIPLIER
         cand_hash = np.where(dead, sentinel, cand_hash)
 
         order = (np.argsort(cand_hash, axis=1) + row_offset).ravel()
         hashes = cand_hash.ravel()[order]
-        starts_mask = row_start.copy()
+        starts_mask = np.zeros(batch * candidates, dtype=bool)
+        starts_mask[::candidates] = True
         starts_mask[1:] |= hashes[1:] != hashes[:-1]
         starts = np.flatnonzero(starts_mask)
         group_blank = np.logaddexp.reduceat(cand_blank.ravel()[order], starts)
@@ -392,6 +517,9 @@ def ctc_beam_search_numpy(
         score = np.full(batch * candidates, -np.inf)
         score[starts] = np.logaddexp(group_blank, group_label)
         score = score.reshape(batch, candidates)
+        if beam_threshold is not None:
+            floor = score.max(axis=1, keepdims=True) - beam_threshold
+            score = np.where(score >= floor, score, -np.inf)
 
         best = np.argpartition(score, candidates - beams, axis=1)[:, -beams:]
         best_score = np.take_along_axis(score, best, axis=1)
@@ -399,10 +527,15 @@ def ctc_beam_search_numpy(
         chosen = (best + row_offset).ravel()
         group = np.cumsum(starts_mask)[chosen] - 1
         live = starts_mask[chosen].reshape(batch, beams)
+        if beam_threshold is not None:
+            live &= np.take_along_axis(score, best, axis=1) > -np.inf
         source = order[chosen].reshape(batch, beams) - row_offset
         is_stay = source < beams
-        parent = np.where(is_stay, source, (source - beams) // width)
-        label = np.where(is_stay, -1, (source - beams) % width)
+        parent = np.where(is_stay, source, (source - beams) // k)
+        column = np.maximum(source - beams, 0) % k
+        label = np.where(
+            is_stay, -1, np.take_along_axis(chosen_classes, column, axis=1)
+        )
 
         new_last = np.where(is_stay, np.take_along_axis(last, parent, axis=1), label)
         new_blank = np.where(live, group_blank[group].reshape(batch, beams), -np.inf)
@@ -429,7 +562,131 @@ def ctc_beam_search_numpy(
     paths = np.full(labels.shape, -1, dtype=np.int32)
     where_p, where_b, where_t = np.nonzero(kept)
     paths[where_p, where_b, position[kept]] = classes[labels[where_p, where_b, where_t]]
+    if keep_greedy or exact_scores:
+        paths, scores = _keep_greedy(
+            x, lengths, blank, paths, scores, keep_greedy, exact_scores
+        )
     return paths, scores.astype(np.float32)
+
+
+def _tried_per_frame(
+    label_lp: np.ndarray,
+    lengths: np.ndarray,
+    token_top_k: int | None,
+    token_min_log_prob: float | None,
+) -> np.ndarray | None:
+    """How many classes each frame tries: the most any sample needs, >= 1."""
+    if token_top_k is None and token_min_log_prob is None:
+        return None
+    steps, _, width = label_lp.shape
+    if token_min_log_prob is None:
+        needed = np.full(steps, width)
+    else:
+        above = (label_lp >= token_min_log_prob).sum(axis=2)  # (T, B)
+        valid = np.arange(steps)[:, None] < lengths[None, :]
+        needed = np.where(valid, np.maximum(above, 1), 1).max(axis=1, initial=1)
+    if token_top_k is not None:
+        needed = np.minimum(needed, token_top_k)
+    return needed
+
+
+def _labelling_log_prob(
+    x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, blank: int
+) -> np.ndarray:
+    """Exact log P(labelling | x) by the CTC forward algorithm, per row.
+
+    Args:
+        x: `(N, T, C)` log-softmax frames.
+        lengths: int `(N,)` valid frames.
+        labels: int `(N, U)` class indices padded with -1.
+        blank: the blank class.
+    """
+    rows, steps, _ = x.shape
+    label_count = (labels >= 0).sum(axis=1)
+    width = max(int(label_count.max(initial=0)), 1)
+    ext = np.full((rows, 2 * width + 1), blank, dtype=np.int64)
+    ext[:, 1::2] = np.where(labels[:, :width] >= 0, labels[:, :width], blank)
+    states = ext.shape[1]
+    # A skip from s - 2 to s is allowed onto a label that differs from s - 2.
+    skip = np.zeros((rows, states), dtype=bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    alpha = np.full((rows, states), -np.inf)
+    alpha[:, 0] = 0.0  # no frame yet: only the empty prefix (state 0)
+    first = np.full((rows, states), -np.inf)
+    first[:, :2] = 0.0  # frame 0 starts in the first blank or the first label
+    gap = np.full((rows, 2), -np.inf)
+    for t in range(steps):
+        emit = np.take_along_axis(x[:, t], ext, axis=1)
+        if t == 0:
+            moved = first
+        else:
+            one = np.concatenate([gap[:, :1], alpha[:, :-1]], axis=1)
+            two = np.concatenate([gap, alpha[:, :-2]], axis=1)
+            two = np.where(skip, two, -np.inf)
+            moved = np.logaddexp(np.logaddexp(alpha, one), two)
+        alpha = np.where((t < lengths)[:, None], moved + emit, alpha)
+    end = 2 * label_count
+    last_blank = np.take_along_axis(alpha, end[:, None], axis=1)[:, 0]
+    last_label = np.take_along_axis(alpha, np.maximum(end - 1, 0)[:, None], axis=1)
+    last_label = np.where(label_count > 0, last_label[:, 0], -np.inf)
+    result = np.logaddexp(last_blank, last_label)
+    # No frames: only the empty labelling is possible, with probability 1.
+    empty_input = lengths == 0
+    return np.where(empty_input, np.where(label_count == 0, 0.0, -np.inf), result)
+
+
+def _keep_greedy(
+    x: np.ndarray,
+    lengths: np.ndarray,
+    blank: int,
+    paths: np.ndarray,
+    scores: np.ndarray,
+    keep_greedy: bool,
+    exact_scores: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put the greedy labelling first where it is more probable than the best beam."""
+    top_paths, batch, steps = paths.shape
+    best = x.argmax(axis=-1)
+    frames = np.arange(steps)[None, :] < lengths[:, None]
+    previous = np.concatenate([np.full((batch, 1), -1), best[:, :-1]], axis=1)
+    keep = frames & (best != blank) & (best != previous)
+    greedy = np.full((batch, steps), -1, dtype=np.int32)
+    b_idx, t_idx = np.nonzero(keep)
+    greedy[b_idx, (np.cumsum(keep, axis=1) - 1)[keep]] = best[keep]
+    differs = ~np.all(greedy == paths[0], axis=1) & keep_greedy  # (B,)
+    rescored = np.arange(batch) if exact_scores else np.flatnonzero(differs)
+    if rescored.size == 0:
+        return paths, scores
+    sub = x[rescored]
+    sub_lengths = lengths[rescored]
+    if exact_scores:
+        flat = paths[:, rescored].reshape(top_paths * rescored.size, steps)
+        exact = _labelling_log_prob(
+            np.tile(sub, (top_paths, 1, 1)),
+            np.tile(sub_lengths, top_paths),
+            flat,
+            blank,
+        ).reshape(top_paths, rescored.size)
+        beam_scores = np.where(np.isneginf(scores[rescored]), -np.inf, exact.T)
+        beam_best = beam_scores[:, 0]
+    else:
+        beam_best = _labelling_log_prob(sub, sub_lengths, paths[0, rescored], blank)
+        beam_scores = scores[rescored]
+    greedy_score = _labelling_log_prob(sub, sub_lengths, greedy[rescored], blank)
+    paths = paths.copy()
+    scores = scores.astype(np.float64, copy=True)
+    scores[rescored] = beam_scores
+    wins = differs[rescored] & (greedy_score > beam_best)
+    for row, greedy_best in zip(rescored[wins], greedy_score[wins], strict=True):
+        # Greedy first, then the beams that differ from it, best first.
+        others = [
+            p for p in range(top_paths) if not np.all(paths[p, row] == greedy[row])
+        ][: top_paths - 1]
+        paths[1:, row] = paths[others, row]
+        scores[row, 1:] = scores[row, others]
+        paths[0, row] = greedy[row]
+        scores[row, 0] = greedy_best
+    return paths, scores
 
 
 class CTCDecoder(SerializableLayer, package="serializable"):

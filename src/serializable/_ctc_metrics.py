@@ -7,10 +7,18 @@ as padding too, so a decoder's `-1` fill never counts as a token whatever
 `pad_value` is). Everything runs on `keras.ops`, so the metrics work inside a
 compiled train or test step on every backend.
 
-The distance is a Levenshtein dynamic programme walked along anti-diagonals:
-every cell of one anti-diagonal depends only on the two before it, so each of
-the (at most `L + T`) loop steps is a handful of vectorised ops over the
-whole batch.
+Two implementations of the Levenshtein distance, both in O(B * (L + T))
+memory:
+
+* concrete inputs (NumPy, CPU torch, JAX or eager TensorFlow arrays: every
+  eager call, and metric updates outside a compiled step) run Myers'
+  bit-parallel algorithm (Hyyroe's block version) in NumPy, vectorized over
+  the batch: one pass per hypothesis position, a few uint64 operations per
+  64 truth labels;
+* symbolic inputs (inside `tf.function` / `jax.jit`) run a `keras.ops`
+  dynamic programme walked along anti-diagonals: every cell of one
+  anti-diagonal depends only on the two before it, so each of the (at most
+  `L + T`) loop steps is a handful of vectorised ops over the whole batch.
 """
 
 from __future__ import annotations
@@ -145,12 +153,107 @@ def _edit_distance(
     _check_rank(hypothesis, "hypothesis", where)
     _check_batch(truth, hypothesis, where)
     n = _sequence_lengths(truth, pad_value)
-    m = _sequence_lengths(hypothesis, pad_value)
-    distance = ops.cast(_levenshtein(truth, hypothesis, n, m), "float32")
+    arrays = _host_arrays(truth, hypothesis, n)
+    if arrays is not None:
+        truth_np, hypothesis_np, lengths_np = arrays
+        distance_np = levenshtein_numpy(truth_np, hypothesis_np, lengths_np, pad_value)
+        distance = ops.convert_to_tensor(distance_np.astype("float32"))
+    else:
+        m = _sequence_lengths(hypothesis, pad_value)
+        distance = ops.cast(_levenshtein(truth, hypothesis, n, m), "float32")
     if normalize:
         truth_length = ops.cast(n, "float32")
         distance = distance / ops.where(truth_length > 0, truth_length, 1.0)
     return distance
+
+
+def _host_arrays(*values: Any) -> list[np.ndarray] | None:
+    """The values as NumPy arrays when they are concrete and on the host.
+
+    Symbolic tensors (a `tf.function` graph, a `jax.jit` trace, a Keras
+    symbolic input) and device arrays NumPy cannot read give None.
+    """
+    try:
+        arrays = [np.asarray(value) for value in values]
+    except Exception:
+        return None
+    return None if any(a.dtype == object for a in arrays) else arrays
+
+
+_WORD = 64
+_ONE = np.uint64(1)
+_HIGH = np.uint64(_WORD - 1)
+
+
+def levenshtein_numpy(
+    truth: np.ndarray, hypothesis: np.ndarray, truth_length: np.ndarray, pad_value: int
+) -> np.ndarray:
+    """Levenshtein distances of padded int rows, in NumPy, O(B * (L + T)) memory.
+
+    Myers' bit-parallel algorithm in Hyyroe's block form: the truth is the
+    pattern, 64 labels per uint64 word, and each hypothesis position advances
+    every word's vertical deltas for the whole batch at once. A row's
+    distance is `n` plus the horizontal deltas of its last truth row, summed
+    over its hypothesis positions.
+
+    Args:
+        truth: int `(B, L)`.
+        hypothesis: int `(B, T)`, padded like `truth`.
+        truth_length: int `(B,)` truth labels before the padding.
+        pad_value: the padding value (any negative value is padding too).
+
+    Returns:
+        int64 `(B,)` distances.
+    """
+    truth = np.asarray(truth)
+    hypothesis = np.asarray(hypothesis)
+    n = np.asarray(truth_length).astype(np.int64).reshape(-1)
+    token = (hypothesis != pad_value) & (hypothesis >= 0)
+    m = np.cumprod(token, axis=1).sum(axis=1) if token.size else np.zeros_like(n)
+    batch = truth.shape[0]
+    longest = int(n.max(initial=0))
+    if batch == 0 or longest == 0:
+        return m.astype(np.int64)
+    blocks = -(-longest // _WORD)
+    width = blocks * _WORD
+    pattern = np.full((batch, width), -1, dtype=np.int64)
+    pattern[:, :longest] = truth[:, :longest]
+    # Truth padding never matches: -1 there, and hypothesis padding is never read.
+    pattern[np.arange(width)[None, :] >= n[:, None]] = -1
+    last_block = np.maximum(n - 1, 0) // _WORD
+    last_bit = (np.maximum(n - 1, 0) % _WORD).astype(np.uint64)
+    positive = [np.zeros(batch, dtype=np.uint64) + ~np.uint64(0) for _ in range(blocks)]
+    negative = [np.zeros(batch, dtype=np.uint64) for _ in range(blocks)]
+    score = n.copy()
+    hyp = hypothesis.astype(np.int64, copy=False)
+    for t in range(int(m.max(initial=0))):
+        active = t < m
+        label = np.where(active, hyp[:, t], -2)[:, None]
+        matches = np.packbits(pattern == label, axis=1, bitorder="little")
+        matches = matches.view("<u8")  # (B, blocks): bit i of word w is label 64w+i
+        carry = np.ones(batch, dtype=np.int64)  # row 0: D[0, j] = j, delta +1
+        for w in range(blocks):
+            eq = matches[:, w]
+            pv, mv = positive[w], negative[w]
+            xv = eq | mv
+            eq = eq | (carry < 0).astype(np.uint64)
+            xh = (((eq & pv) + pv) ^ pv) | eq
+            ph = mv | ~(xh | pv)
+            mh = pv & xh
+            here = last_block == w
+            if here.any():
+                up = (ph >> last_bit) & _ONE
+                down = (mh >> last_bit) & _ONE
+                delta = up.astype(np.int64) - down.astype(np.int64)
+                score += np.where(here & active, delta, 0)
+            top_p = (ph >> _HIGH).astype(np.int64)
+            top_m = (mh >> _HIGH).astype(np.int64)
+            ph = (ph << _ONE) | (carry > 0).astype(np.uint64)
+            mh = (mh << _ONE) | (carry < 0).astype(np.uint64)
+            positive[w] = mh | ~(xv | ph)
+            negative[w] = ph & xv
+            carry = top_p - top_m
+    return np.where(n == 0, m, score).astype(np.int64)
 
 
 def _levenshtein(truth: Any, hypothesis: Any, n: Any, m: Any) -> Any:
@@ -168,14 +271,13 @@ def _levenshtein(truth: Any, hypothesis: Any, n: Any, m: Any) -> Any:
     filler = ops.full((batch, 1), -1, dtype=hypothesis.dtype)
     hypothesis = ops.concatenate([hypothesis, filler], axis=1)
     columns = ops.shape(hypothesis)[1]  # T + 1
-    steps = rows + columns  # anti-diagonals d = 0 .. L + T
-    # mismatch[d, b, i - 1] = truth[b, i - 1] != hypothesis[b, d - i - 1] for
-    # i = 1..L, gathered once so that each step only slices.
-    d = ops.arange(steps, dtype="int32")[:, None]
-    i = ops.arange(1, rows + 1, dtype="int32")[None, :]
-    pairs = ops.take(hypothesis, ops.clip(d - i - 1, 0, columns - 1), axis=1)
-    mismatch = ops.cast(ops.not_equal(truth[:, None, :], pairs), "int32")
-    mismatch = ops.transpose(mismatch, (1, 0, 2))  # (L + T + 1, B, L)
+    # mismatch at step d: truth[b, i - 1] != hypothesis[b, d - i - 1] for
+    # i = 1..L, gathered per step: O(B * L) memory, not O(B * L * (L + T)).
+    i = ops.arange(1, rows + 1, dtype="int32")
+
+    def mismatch(d: Any) -> Any:
+        pairs = ops.take(hypothesis, ops.clip(d - i - 1, 0, columns - 1), axis=1)
+        return ops.cast(ops.not_equal(truth, pairs), "int32")
 
     big = 1 << 24  # "unreachable"; only ever lands in junk cells
     unreachable = ops.full((batch, 1), big, dtype="int32")
@@ -190,7 +292,7 @@ def _levenshtein(truth: Any, hypothesis: Any, n: Any, m: Any) -> Any:
         before, previous, kept = state
         down = ops.minimum(
             previous[:, :-1] + 1,  # from (i - 1, j): skip a truth token
-            before[:, :-1] + mismatch[d],  # from (i - 1, j - 1): (mis)match
+            before[:, :-1] + mismatch(d),  # from (i - 1, j - 1): (mis)match
         )
         down = ops.concatenate([unreachable, down], axis=1)
         current = ops.minimum(down, previous + 1)  # from (i, j - 1): insertion
@@ -291,6 +393,26 @@ def _word_ids(values: Any, pad_value: int, separator: int) -> Any:
     return ops.where(position[:, :most] < words[:, None], packed, -1)
 
 
+def _strip_labels(values: Any, pad_value: int, labels: tuple[int, ...]) -> Any:
+    """Remove leading and trailing `labels` from each padded row (like `str.strip`).
+
+    The kept labels move to the front of the row; the rest becomes -1.
+    """
+    width = ops.shape(values)[1]
+    length = _sequence_lengths(values, pad_value)
+    position = ops.arange(width, dtype="int32")[None, :]
+    stripped = ops.zeros_like(values, dtype="bool")
+    for label in labels:
+        stripped = ops.logical_or(stripped, ops.equal(values, label))
+    kept = ops.logical_and(position < length[:, None], ops.logical_not(stripped))
+    first = ops.min(ops.where(kept, position, width), axis=1)
+    end = ops.max(ops.where(kept, position + 1, 0), axis=1)
+    new_length = ops.maximum(end - first, 0)
+    source = ops.minimum(position + first[:, None], ops.maximum(width - 1, 0))
+    shifted = ops.take_along_axis(values, source, axis=1)
+    return ops.where(position < new_length[:, None], shifted, -1)
+
+
 def _sample_weights(sample_weight: Any, batch: Any, where: str) -> Any:
     if sample_weight is None:
         return ops.ones((batch,), dtype="float32")
@@ -359,13 +481,22 @@ class CharacterErrorRate(_ErrorRate, package="serializable"):
     `sample_weight`; with no truth labels at all it is the edit count itself.
     It can exceed 1 when the hypotheses hold many insertions.
 
+    `strip` removes the given labels from both ends of every truth and
+    hypothesis before counting, like Python's `str.strip`. With the space's
+    label index (`strip=space`, or a list with every whitespace label) the
+    result is jiwer's `cer` on the same strings: jiwer strips leading and
+    trailing whitespace before it counts, so `" a"` against `"a"` is 0 edits
+    for jiwer and 1 edit over 2 labels without `strip`.
+
     Args:
         pad_value: the padding value of `y_true` and `y_pred`.
+        strip: a label, or a list of labels, removed from both ends of every
+            sequence before counting; None (the default) counts every label.
         name: the metric's name in logs.
         **kwargs: `dtype` as for any Keras metric.
 
     Raises:
-        TypeError: if `pad_value` is not an int.
+        TypeError: if `pad_value` or a `strip` label is not an int.
         ValueError: from `update_state`, for inputs that are not rank 2.
 
     Example:
@@ -377,14 +508,36 @@ class CharacterErrorRate(_ErrorRate, package="serializable"):
     cer = CharacterErrorRate()
     cer.update_state(np.array([[1, 2, 3, -1]]), np.array([[1, 3, -1]]))
     float(cer.result())  # 1 edit / 3 labels = 0.333
+    jiwer_like = CharacterErrorRate(strip=0)  # 0 is the space's label
     ```
     """
 
-    def __init__(self, pad_value: int = -1, name: str = "cer", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        pad_value: int = -1,
+        strip: int | list[int] | tuple[int, ...] | None = None,
+        name: str = "cer",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(pad_value=pad_value, name=name, **kwargs)
+        labels = [] if strip is None else strip
+        if not isinstance(labels, (list, tuple)):
+            labels = [labels]
+        for label in labels:
+            _check_int(label, "strip", "CharacterErrorRate")
+        self.strip = (
+            None
+            if strip is None
+            else (labels[0] if isinstance(strip, int) else list(labels))
+        )
+        self._strip = tuple(labels)
 
     def _sequences(self, y_true: Any, y_pred: Any) -> tuple[Any, Any, int]:
-        return y_true, y_pred, self.pad_value
+        if not self._strip:
+            return y_true, y_pred, self.pad_value
+        truth = _strip_labels(y_true, self.pad_value, self._strip)
+        hypothesis = _strip_labels(y_pred, self.pad_value, self._strip)
+        return truth, hypothesis, -1
 
 
 class WordErrorRate(_ErrorRate, package="serializable"):
