@@ -146,6 +146,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
                 handle.attrs[key] = value
         handle.attrs[MANIFEST_H5] = json.dumps(notes).encode()
         _write_weights(handle.create_group("model_weights"), model)
+        _write_own_state(handle, model)
         optimizer = getattr(model, "optimizer", None)
         if include_optimizer and optimizer is not None and optimizer.variables:
             _write_optimizer(handle, optimizer)
@@ -321,6 +322,111 @@ def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Data
 
 
 # ---------------------------------------------------------------------------
+# State kept outside weights: Keras's save_own_variables / save_assets hooks
+# ---------------------------------------------------------------------------
+
+OWN_STATE = "serializable_own_state"
+_STATE_HOOKS = (
+    "save_own_variables",
+    "load_own_variables",
+    "save_assets",
+    "load_assets",
+)
+# Keras layers that override the hooks only for quantization or LoRA: their
+# store is their weights, which `.h5` already holds.
+_WEIGHTS_ONLY_MODULES = ("keras.src.layers.core.", "keras.src.layers.convolutional.")
+
+
+def _keeps_own_state(layer: Any) -> bool:
+    """Whether a class between `layer`'s and Keras's `Layer` overrides one of
+    the hooks `.keras` uses for state that is not (only) weights: adapted
+    preprocessing layers' vocabularies and statistics, or a user's own."""
+    for klass in type(layer).__mro__:
+        if klass is keras.layers.Layer or klass is keras.Model:
+            return False
+        module = getattr(klass, "__module__", "")
+        if module.startswith(_WEIGHTS_ONLY_MODULES) or module.startswith(
+            ("keras.src.models.", "keras.src.engine.")
+        ):
+            continue
+        if any(hook in klass.__dict__ for hook in _STATE_HOOKS):
+            return True
+    return False
+
+
+def _state_layers(model: keras.Model) -> list[Any]:
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=True, recursive=True)
+        if layer.path and _keeps_own_state(layer)
+    ]
+
+
+def _write_own_state(handle: h5py.File, model: keras.Model) -> None:
+    """What `.keras` would store through each layer's own hooks, so `.h5`
+    reloads it exactly (Keras's own `.h5` writer drops it)."""
+    import tempfile
+
+    layers = _state_layers(model)
+    if not layers:
+        return
+    root = handle.create_group(OWN_STATE)
+    for index, layer in enumerate(layers):
+        group = root.create_group(str(index))
+        group.attrs["path"] = layer.path.encode("utf8")
+        store: dict[str, Any] = {}
+        layer.save_own_variables(store)
+        variables = group.create_group("variables")
+        for key, value in store.items():
+            array = np.asarray(keras.ops.convert_to_numpy(value))
+            if array.dtype.kind in "OU":
+                array = np.asarray(array.astype(str), dtype=h5py.string_dtype())
+            variables.create_dataset(key, data=array)
+        assets = group.create_group("assets")
+        with tempfile.TemporaryDirectory(prefix="serializable-assets-") as folder:
+            if hasattr(layer, "save_assets"):
+                layer.save_assets(folder)
+            for file in sorted(Path(folder).rglob("*")):
+                if file.is_file():
+                    name = file.relative_to(folder).as_posix()
+                    assets.create_dataset(
+                        name.replace("/", "\\"), data=np.void(file.read_bytes())
+                    )
+
+
+def _load_own_state(handle: h5py.File, model: keras.Model) -> None:
+    """Give back what `_write_own_state` stored; for files without it (plain
+    Keras's), finish adapted layers as Keras's `.h5` loader does."""
+    import tempfile
+
+    stored = {}
+    if OWN_STATE in handle:
+        for group in handle[OWN_STATE].values():
+            stored[_text(group.attrs["path"])] = group
+    for layer in _state_layers(model):
+        group = stored.get(layer.path)
+        if group is None:
+            finalize = getattr(layer, "finalize_state", None)
+            if callable(finalize) and layer.weights:
+                finalize()
+            continue
+        store = {}
+        for key, dataset in group["variables"].items():
+            value = dataset[()]
+            if dataset.dtype.kind == "O":
+                value = np.asarray(dataset.asstr()[()])
+            store[key] = value
+        layer.load_own_variables(store)
+        if len(group["assets"]) and hasattr(layer, "load_assets"):
+            with tempfile.TemporaryDirectory(prefix="serializable-assets-") as folder:
+                for name, dataset in group["assets"].items():
+                    target = Path(folder, *name.split("\\"))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(dataset[()].tobytes())
+                layer.load_assets(folder)
+
+
+# ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
 
@@ -354,6 +460,7 @@ def load_open(
             message = f"Cannot load {str(path)!r}: {err}"
             raise ModelFileError(message) from err
     unfilled.finish()
+    _load_own_state(handle, model)
     training = contents.compile_config
     if compile and training is not None:
         _compile(model, training, objects)
@@ -619,9 +726,11 @@ def _compile(
     """Compile from a legacy training config; strings stay strings (P7)."""
     with object_registration.CustomObjectScope(objects):
         optimizer = keras.optimizers.deserialize(training["optimizer_config"])
-        loss = _nested(training.get("loss"), keras.losses.deserialize)
-        metrics = _nested(training.get("metrics"), keras.metrics.deserialize)
-        weighted = _nested(training.get("weighted_metrics"), keras.metrics.deserialize)
+        loss = _nested(training.get("loss"), keras.losses.deserialize, objects)
+        metrics = _nested(training.get("metrics"), keras.metrics.deserialize, objects)
+        weighted = _nested(
+            training.get("weighted_metrics"), keras.metrics.deserialize, objects
+        )
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -631,15 +740,34 @@ def _compile(
     )
 
 
-def _nested(config: Any, deserialize: Any) -> Any:
-    if config is None or isinstance(config, str):
+def _named(name: str, objects: dict[str, Any]) -> Any:
+    """A loss or metric named by a string: the registered or passed custom
+    function it names (Keras's `compile` cannot look those up), else the
+    string itself, which Keras interprets ("mse", "accuracy": P7)."""
+    registered = object_registration.GLOBAL_CUSTOM_OBJECTS
+    for key in (name, name.rsplit(">", 1)[-1]):
+        if key in objects:
+            return objects[key]
+    if name in registered:
+        return registered[name]
+    return name
+
+
+def _nested(
+    config: Any, deserialize: Any, objects: dict[str, Any] | None = None
+) -> Any:
+    if config is None:
         return config
+    if isinstance(config, str):
+        return config if objects is None else _named(config, objects)
     if isinstance(config, dict) and "class_name" in config:
         return deserialize(config)
     if isinstance(config, dict):
-        return {key: _nested(value, deserialize) for key, value in config.items()}
+        return {
+            key: _nested(value, deserialize, objects) for key, value in config.items()
+        }
     if isinstance(config, (list, tuple)):
-        return [_nested(value, deserialize) for value in config]
+        return [_nested(value, deserialize, objects) for value in config]
     return config
 
 
@@ -675,11 +803,38 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
     unfilled.finish()
 
 
+# Keras optimizers whose `build` only creates variables from initializers, so
+# it can run unfilled: each is trained, saved and reloaded in both formats by
+# the sweep (tests/test_never_worse.py), which checks this list. Any other
+# optimizer (Nadam makes a variable from a value, ScheduleFreeAdamW assigns
+# while building, a custom one may do anything) is built the ordinary way.
+UNFILLED_OPTIMIZERS = frozenset(
+    {
+        "Adadelta",
+        "Adafactor",
+        "Adagrad",
+        "Adam",
+        "AdamW",
+        "Adamax",
+        "Ftrl",
+        "Lamb",
+        "Lion",
+        "LossScaleOptimizer",
+        "Muon",
+        "RMSprop",
+        "SGD",
+    }
+)
+
+
 def _keras_optimizer(optimizer: Any) -> bool:
-    """Whether `optimizer` (and any it wraps) is Keras's own: its `build` only
-    creates variables from initializers, so it can run unfilled."""
+    """Whether `optimizer` (and any it wraps) is one of Keras's own whose `build`
+    is known to run unfilled (`UNFILLED_OPTIMIZERS`)."""
     while optimizer is not None:
-        if not type(optimizer).__module__.startswith("keras."):
+        cls = type(optimizer)
+        if getattr(keras.optimizers, cls.__name__, None) is not cls:
+            return False
+        if cls.__name__ not in UNFILLED_OPTIMIZERS:
             return False
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return True
