@@ -194,3 +194,76 @@ def test_custom_objects_loss_function_in_h5(tmp_path):
     restored.fit(X, Y, verbose=0)
     with pytest.raises(MissingClassError, match="plain_loss"):
         serializable.load_model(tmp_path / "m.h5")
+
+
+def test_unsafe_deserialization_enabled_is_honoured_for_h5(tmp_path, fmt):
+    from keras.src.saving import serialization_lib
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 3)])
+    path = tmp_path / f"m.{fmt}"
+    serializable.save_model(model, path)
+    with serialization_lib.SafeModeScope(None):  # restores the global flag
+        keras.config.enable_unsafe_deserialization()
+        restored = serializable.load_model(path)
+    assert _max_diff(model, restored) == 0.0
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() == "torch", reason="float16 training is slow on torch CPU"
+)
+def test_loss_scale_optimizer_kept_in_keras_format_in_float32_session(tmp_path):
+    policy = keras.config.dtype_policy()
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        model = _dense()
+        model.compile(keras.optimizers.Adam(0.01), "mse")
+        model.fit(X, Y, verbose=0)
+        serializable.save_model(model, tmp_path / "m.keras")
+        keras.config.set_dtype_policy("float32")
+        restored = serializable.load_model(tmp_path / "m.keras")
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert isinstance(restored.optimizer, keras.optimizers.LossScaleOptimizer)
+    for a, b in zip(
+        model.optimizer.variables, restored.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [keras.losses.Huber(delta=0.1), keras.losses.CosineSimilarity(axis=0)],
+    ids=["Huber", "CosineSimilarity"],
+)
+def test_builtin_loss_settings_keras_drops_are_saved(tmp_path, fmt, loss):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    y = X[:, :3] * 5
+    model.compile("sgd", loss, metrics=[keras.metrics.CosineSimilarity(axis=0)])
+    model.fit(X, y, verbose=0)
+    serializable.save_model(model, tmp_path / f"m.{fmt}")
+    restored = serializable.load_model(tmp_path / f"m.{fmt}")
+    np.testing.assert_allclose(
+        restored.evaluate(X, y, verbose=0), model.evaluate(X, y, verbose=0), rtol=1e-6
+    )
+
+
+@register("never_worse")
+class ForgetfulConfig(keras.layers.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def call(self, x):
+        return x * self.units
+
+    def get_config(self):
+        return super().get_config()  # forgets `units`
+
+
+def test_get_config_missing_a_required_argument_is_refused(tmp_path, fmt):
+    from serializable._errors import UnserializableArgumentError
+
+    model = keras.Sequential([keras.Input((4,)), ForgetfulConfig(3)])
+    with pytest.raises(UnserializableArgumentError, match="units"):
+        serializable.save_model(model, tmp_path / f"m.{fmt}")
+    assert not (tmp_path / f"m.{fmt}").exists()

@@ -23,7 +23,7 @@ from typing import Any
 
 import keras
 
-from . import _h5, _inspect
+from . import _h5, _inspect, _savecheck
 from ._errors import MissingClassError, ModelFileError, SerializableError
 
 __all__ = ["load_model", "save_model"]
@@ -96,6 +96,7 @@ def save_model(
             "choose another path."
         )
         raise FileExistsError(message)
+    _savecheck.check(model)
     if fmt == "h5":
         _h5.check_limits(model)
     directory = path.parent if str(path.parent) else Path(".")
@@ -106,16 +107,44 @@ def save_model(
     tmp = directory / f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}"
     try:
         if fmt == "keras":
-            keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
+            with _loss_scale_recorded(model), _savecheck.settings_recorded(model):
+                keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
             _add_keras_manifest(tmp, model)
         else:
-            _h5.save(model, tmp, include_optimizer=include_optimizer)
+            with _savecheck.settings_recorded(model):
+                _h5.save(model, tmp, include_optimizer=include_optimizer)
         if verify:
             _verify(model, tmp, include_optimizer)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def _loss_scale_recorded(model: keras.Model) -> Iterator[None]:
+    """Save the `LossScaleOptimizer` Keras wrapped around the compiled one.
+
+    Under `mixed_float16`, `compile` wraps the optimizer it was given, but
+    the compile config keeps the unwrapped one: reloaded where the policy is
+    float32, the model would come back with a plain optimizer (and its loss
+    scale lost). While saving, the compile config names the wrapper.
+    """
+    compile_config = getattr(model, "_compile_config", None)
+    optimizer = getattr(model, "optimizer", None)
+    config = getattr(compile_config, "config", None)
+    if (
+        not isinstance(config, dict)
+        or not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        or config.get("optimizer") is not optimizer.inner_optimizer
+    ):
+        yield
+        return
+    config["optimizer"] = optimizer
+    try:
+        yield
+    finally:
+        config["optimizer"] = optimizer.inner_optimizer
 
 
 def _add_keras_manifest(path: Path, model: keras.Model) -> None:

@@ -451,7 +451,9 @@ def load_open(
     unfilled = Unfilled()
     with (
         saving_options.keras_option_scope(use_legacy_config=True),
-        serialization_lib.SafeModeScope(True),
+        # Safe unless the user turned it off for the process, as Keras's own
+        # `.keras` loader honours `keras.config.enable_unsafe_deserialization()`.
+        serialization_lib.SafeModeScope(serialization_lib.in_safe_mode() is not False),
     ):
         model = _build(handle, model_config, objects, unfilled)
         try:
