@@ -47,7 +47,6 @@ def docs_url(page: str, anchor: str | None = None) -> str:
     url = f"{DOCS_ROOT}/{page}/"
     return f"{url}#{anchor}" if anchor else url
 
-
 __all__ = [
     "ConfigDecodeError",
     "ConfigVersionError",
