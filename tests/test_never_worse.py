@@ -267,3 +267,91 @@ def test_get_config_missing_a_required_argument_is_refused(tmp_path, fmt):
     with pytest.raises(UnserializableArgumentError, match="units"):
         serializable.save_model(model, tmp_path / f"m.{fmt}")
     assert not (tmp_path / f"m.{fmt}").exists()
+
+
+@register("never_worse")
+class HandWrittenMLP(keras.Model):
+    def __init__(self, units=8, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = keras.layers.Dense(units)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_subclassed_model_with_hand_written_config_reloads_from_h5(tmp_path, fmt):
+    model = HandWrittenMLP()
+    model.compile("adam", "mse")
+    model.fit(X, Y, verbose=0)
+    serializable.save_model(model, tmp_path / f"m.{fmt}")
+    restored = serializable.load_model(tmp_path / f"m.{fmt}")
+    assert _max_diff(model, restored) == 0.0
+
+
+@register("never_worse")
+class CustomStep(keras.Model):
+    """keras.io style: train_step calls the sublayers, never the model."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(3)
+        self.out = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_model_never_called_itself_is_refused_at_save(tmp_path, fmt):
+    from serializable._errors import FormatLimitError
+
+    model = CustomStep()
+    model.out(model.hidden(X))  # the sublayers are built, the model is not
+    assert model.weights and not model.built
+    with pytest.raises(FormatLimitError, match="model.build"):
+        serializable.save_model(model, tmp_path / f"m.{fmt}")
+    assert not (tmp_path / f"m.{fmt}").exists()
+    model(X[:1])  # the fix the message gives
+    serializable.save_model(model, tmp_path / f"m.{fmt}")
+    assert _max_diff(model, serializable.load_model(tmp_path / f"m.{fmt}")) == 0.0
+
+
+@register("never_worse")
+class TupleConfig(keras.layers.Layer):
+    def __init__(self, size=(2, 3), **kwargs):
+        super().__init__(**kwargs)
+        self.size = tuple(size)
+
+    def call(self, x):
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
+
+
+def test_registering_keeps_a_hand_written_config_unchanged(tmp_path):
+    import json
+    import zipfile
+
+    config = TupleConfig().get_config()
+    assert config["size"] == (2, 3)
+    model = keras.Sequential([keras.Input((4,)), TupleConfig()])
+    serializable.save_model(model, tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        saved = json.loads(archive.read("config.json"))
+    assert "__serializable__" not in json.dumps(saved)
+
+
+def test_layer_shared_by_two_sub_models_is_refused_at_save(tmp_path):
+    from serializable._errors import FormatLimitError
+
+    shared = keras.layers.Dense(2)
+    i1, i2, i = keras.Input((4,)), keras.Input((4,)), keras.Input((4,))
+    a, b = keras.Model(i1, shared(i1)), keras.Model(i2, shared(i2))
+    model = keras.Model(i, keras.layers.Add()([a(i), b(i)]))
+    with pytest.raises(FormatLimitError, match="shared by"):
+        serializable.save_model(model, tmp_path / "m.keras")

@@ -138,6 +138,10 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     if registered:
         metadata["model_config"]["class_name"] = registered
     notes = manifest(model, metadata)
+    if model.built and not _functional(model):
+        build_config = model.get_build_config()
+        if build_config:
+            notes["__build__"] = build_config
     with h5py.File(path, "w") as handle:
         for key, value in metadata.items():
             if isinstance(value, (dict, list, tuple)):
@@ -150,6 +154,12 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
         optimizer = getattr(model, "optimizer", None)
         if include_optimizer and optimizer is not None and optimizer.variables:
             _write_optimizer(handle, optimizer)
+
+
+def _functional(model: Any) -> bool:
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, Functional)
 
 
 @contextlib.contextmanager
@@ -455,7 +465,7 @@ def load_open(
         # `.keras` loader honours `keras.config.enable_unsafe_deserialization()`.
         serialization_lib.SafeModeScope(serialization_lib.in_safe_mode() is not False),
     ):
-        model = _build(handle, model_config, objects, unfilled)
+        model = _build(handle, model_config, objects, unfilled, contents.notes)
         try:
             _load_weights(handle["model_weights"], model, unfilled)
         except ModelFileError as err:
@@ -476,9 +486,11 @@ def _build(
     model_config: dict[str, Any],
     objects: dict[str, Any],
     unfilled: Unfilled,
+    notes: dict[str, Any] | None = None,
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
     unused = [model_config]
+    notes = notes or {}
 
     def build() -> Any:
         # A retry needs a fresh copy: Keras's legacy loader edits the config.
@@ -486,9 +498,23 @@ def _build(
             config = unused.pop()
         else:
             config = json.loads(_text(handle.attrs["model_config"]))
-        return saving_utils.model_from_config(config, custom_objects=objects)
+        model = saving_utils.model_from_config(config, custom_objects=objects)
+        _rebuild(model, notes)
+        return model
 
     return unfilled.build(build)
+
+
+def _rebuild(model: Any, notes: dict[str, Any]) -> None:
+    """Build a subclassed model from the build information `save` noted, which
+    a hand-written `get_config` leaves out of the config (`.h5` has no other
+    place for it)."""
+    build_config = notes.get("__build__")
+    if not build_config or model.built:
+        return
+    model.build_from_config(build_config)
+    if all(layer.built for layer in model._flatten_layers(include_self=False)):
+        model.built = True
 
 
 class Unfilled:

@@ -9,6 +9,11 @@ reloads into a different model, or cannot reload at all.
   constructor, so the file stays readable by plain Keras too.
 * A hand-written `get_config` that omits an argument `__init__` requires: the
   file could never be loaded, so saving is refused.
+* A subclassed model never called itself (a custom `train_step` that calls
+  its sublayers) has weights but no recorded input shape: refused, with how
+  to build it.
+* A layer shared by two functional sub-models reloads as two layers, one
+  without weights: refused.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import keras
 
-from ._errors import UnserializableArgumentError, docs_url
+from ._errors import FormatLimitError, UnserializableArgumentError, docs_url
 
 __all__ = ["check", "settings_recorded"]
 
@@ -83,8 +88,60 @@ def _custom_objects(model: keras.Model) -> list[Any]:
     return [*layers, *_compiled_objects(model)]
 
 
+def _check_built(model: keras.Model) -> None:
+    """A subclassed model whose layers hold weights but which was never called
+    itself (a custom `train_step` calling its sublayers) records no input
+    shape: Keras reloads it with no weights and a fresh optimizer."""
+    for obj in model._flatten_layers(include_self=True, recursive=True):
+        if not isinstance(obj, keras.Model) or obj.built or _functional(obj):
+            continue
+        if not obj.weights:
+            continue
+        message = (
+            f"Cannot save model '{obj.name}': expected a built model. Received: "
+            f"{type(obj).__name__} with {len(obj.weights)} weights in its layers "
+            "but never called itself (its custom train_step or code calls the "
+            "layers directly), so the file would record no input shape and "
+            "reload without weights. Call the model once on a batch, e.g. "
+            "`model(x[:1])`, or `model.build(input_shape)`, before saving."
+        )
+        raise FormatLimitError(message)
+
+
+def _check_shared(model: keras.Model) -> None:
+    """A layer listed in two functional models' configs reloads as two layers,
+    and Keras stores its weights once: the second copy cannot be filled."""
+    containers: dict[int, list[str]] = {}
+    names: dict[int, str] = {}
+    for obj in model._flatten_layers(include_self=True, recursive=True):
+        if not _functional(obj):
+            continue
+        for layer in obj.layers:
+            holders = containers.setdefault(id(layer), [])
+            if obj.name not in holders:
+                holders.append(obj.name)
+            names[id(layer)] = layer.name
+    shared = {names[key]: holders for key, holders in containers.items()}
+    shared = {name: holders for name, holders in shared.items() if len(holders) > 1}
+    if not shared:
+        return
+    name, holders = next(iter(shared.items()))
+    message = (
+        f"Cannot save model '{model.name}': expected each layer to belong to one "
+        f"functional model. Received: layer '{name}' shared by {holders}"
+        f"{f' and {len(shared) - 1} more' if len(shared) > 1 else ''}; its "
+        "config is written once per model, so it would reload as separate "
+        "layers, one of them without weights. Build the shared part as one "
+        "sub-model that both use, or write a subclassed model that holds the "
+        "layer once. See " + docs_url("pitfalls", "shared-layers-tied-weights")
+    )
+    raise FormatLimitError(message)
+
+
 def check(model: keras.Model) -> None:
     """Refuse, before writing, a model whose configs cannot rebuild it."""
+    _check_built(model)
+    _check_shared(model)
     for obj in _custom_objects(model):
         cls = type(obj)
         if cls.__module__.startswith("keras."):
