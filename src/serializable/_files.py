@@ -96,9 +96,9 @@ def save_model(
             "choose another path."
         )
         raise FileExistsError(message)
-    _savecheck.check(model)
     if fmt == "h5":
         _h5.check_limits(model)
+    _savecheck.check(model)
     directory = path.parent if str(path.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     # The writer creates the file: re-opening an existing (even empty) file
