@@ -355,3 +355,43 @@ def test_layer_shared_by_two_sub_models_is_refused_at_save(tmp_path):
     model = keras.Model(i, keras.layers.Add()([a(i), b(i)]))
     with pytest.raises(FormatLimitError, match="shared by"):
         serializable.save_model(model, tmp_path / "m.keras")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: keras.optimizers.Adafactor(0.05), lambda: keras.optimizers.Lamb(0.02)],
+    ids=["Adafactor", "Lamb"],
+)
+def test_newer_optimizers_reload_exactly_from_h5(tmp_path, make):
+    model = _dense(keras.layers.Dense(3))
+    model.compile(make(), "mse")
+    model.fit(X, Y, verbose=0, epochs=2)
+    serializable.save_model(model, tmp_path / "m.h5")
+    restored = serializable.load_model(tmp_path / "m.h5")
+    assert type(restored.optimizer) is type(model.optimizer)
+    for a, b in zip(
+        model.optimizer.variables, restored.optimizer.variables, strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_keras_metric_functions_compile_from_h5(tmp_path):
+    model = _dense()
+    model.compile("sgd", "mse", metrics=[keras.metrics.huber, keras.metrics.log_cosh])
+    model.fit(X, Y, verbose=0)
+    serializable.save_model(model, tmp_path / "m.h5")
+    restored = serializable.load_model(tmp_path / "m.h5")
+    np.testing.assert_array_equal(
+        restored.evaluate(X, Y, verbose=0), model.evaluate(X, Y, verbose=0)
+    )
+
+
+def test_config_the_h5_writer_cannot_store_is_refused(tmp_path):
+    from serializable._errors import FormatLimitError
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.RandomBrightness(0.2, seed=1)]
+    )
+    with pytest.raises(FormatLimitError, match="Save it as .keras instead"):
+        serializable.save_model(model, tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()

@@ -264,7 +264,7 @@ LAYERS: dict[str, Branch] = {
         IMG,
         lambda: L.Equalization(value_range=(0, 255), bins=64),
         data=_img,
-        call=lambda layer, xs: layer(xs[0]) + 0.0,
+        call=lambda layer, xs: L.Rescaling(1.0)(layer(xs[0])),
     ),
     "Flatten": Branch((2, 3), lambda: L.Flatten()),
     "GRU": Branch(SEQ, lambda: L.GRU(3, reset_after=False, return_sequences=True)),
@@ -1076,7 +1076,18 @@ def _optimizer_problem(model: keras.Model, restored: keras.Model) -> str:
 
 # Cells where the library is not yet exact and does not refuse; each with the
 # reason. The rule test fails on any other, and on an entry no longer needed.
-KNOWN_GAPS: dict[tuple[str, str], str] = {}
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("layers.Lambda", "keras"): "a Python lambda loads only after "
+    "keras.config.enable_unsafe_deserialization(), as in plain Keras",
+    ("layers.Lambda", "h5"): "a Python lambda loads only after "
+    "keras.config.enable_unsafe_deserialization(), as in plain Keras",
+    ("layers.RandomShear", "keras"): "Keras's get_config writes a factor range "
+    "its own constructor rejects; plain Keras fails the same way",
+    ("layers.RandomShear", "h5"): "Keras's get_config writes a factor range "
+    "its own constructor rejects; plain Keras fails the same way",
+    ("losses.CategoricalGeneralizedCrossEntropy", "h5"): "Keras's legacy .h5 "
+    "training config records this loss by class name only, losing q",
+}
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -133,7 +134,15 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     check_limits(model)
     with keep_compile_config(model):
         with saving_options.keras_option_scope(use_legacy_config=True):
-            metadata = saving_utils.model_metadata(model, include_optimizer)
+            try:
+                metadata = saving_utils.model_metadata(model, include_optimizer)
+            except Exception as err:
+                message = (
+                    f"Cannot save model '{model.name}' as .h5: expected a config "
+                    "Keras's legacy .h5 writer can store. Received: "
+                    f"{type(err).__name__}: {err}. Save it as .keras instead."
+                )
+                raise FormatLimitError(message) from err
     registered = object_registration.GLOBAL_CUSTOM_NAMES.get(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
@@ -316,7 +325,16 @@ def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
     save_optimizer_weights_to_hdf5_group`), written from views, not copies."""
     variables = optimizer.variables
     group = handle.create_group("optimizer_weights")
-    names = [str(variable.path).encode("utf8") for variable in variables]
+    names: list[bytes] = []
+    used: dict[str, int] = {}
+    for variable in variables:
+        name = str(variable.path)
+        if name in used:  # Adafactor: two slots share a path
+            used[name] += 1
+            name = f"{name}__{used[name]}"
+        else:
+            used[name] = 0
+        names.append(name.encode("utf8"))
     legacy_h5_format.save_attributes_to_hdf5_group(group, "weight_names", names)
     for encoded, variable in zip(names, variables, strict=True):
         _write_array(group, encoded, _backends.array_view(variable))
@@ -752,8 +770,20 @@ def _compile(
     model: keras.Model, training: dict[str, Any], objects: dict[str, Any]
 ) -> None:
     """Compile from a legacy training config; strings stay strings (P7)."""
+    optimizer_config = training["optimizer_config"]
+    name = (
+        optimizer_config.get("class_name")
+        if isinstance(optimizer_config, dict)
+        else None
+    )
+    keras_class = (
+        getattr(keras.optimizers, name, None) if isinstance(name, str) else None
+    )
+    if inspect.isclass(keras_class) and name not in objects:
+        # Keras's legacy deserializer knows only the older optimizers (Lamb: no).
+        objects = {**objects, name: keras_class}
     with object_registration.CustomObjectScope(objects):
-        optimizer = keras.optimizers.deserialize(training["optimizer_config"])
+        optimizer = keras.optimizers.deserialize(optimizer_config)
         loss = _nested(training.get("loss"), keras.losses.deserialize, objects)
         metrics = _nested(training.get("metrics"), keras.metrics.deserialize, objects)
         weighted = _nested(
@@ -778,6 +808,12 @@ def _named(name: str, objects: dict[str, Any]) -> Any:
             return objects[key]
     if name in registered:
         return registered[name]
+    # A Keras function compile cannot look up by name ("huber" as a metric).
+    from ._keras_compat import keras_builtin_function
+
+    found = keras_builtin_function(name) if ">" not in name else None
+    if inspect.isfunction(found):
+        return found
     return name
 
 
