@@ -869,13 +869,12 @@ def _load_optimizer(group: h5py.Group, model: keras.Model) -> None:
 
 # Keras optimizers whose `build` only creates variables from initializers, so
 # it can run unfilled: each is trained, saved and reloaded in both formats by
-# the sweep (tests/test_never_worse.py), which checks this list. Any other
-# optimizer (Nadam makes a variable from a value, ScheduleFreeAdamW assigns
+# the sweep (tests/test_sweep.py), which checks this list. Any other optimizer
+# (Nadam and Adafactor make variables from values, ScheduleFreeAdamW assigns
 # while building, a custom one may do anything) is built the ordinary way.
 UNFILLED_OPTIMIZERS = frozenset(
     {
         "Adadelta",
-        "Adafactor",
         "Adagrad",
         "Adam",
         "AdamW",
