@@ -1162,3 +1162,22 @@ def test_fast_reader_optimizers_are_proven_by_the_sweep():
         n for n in _h5.UNFILLED_OPTIMIZERS if f"optimizers.{n}" not in RECIPES
     )
     assert not unswept
+
+
+def test_readme_totals_match_the_sweep(sweep):
+    """The README's totals are this run's (`tools/sweep_table.py --write`)."""
+    import importlib.util
+
+    root = Path(__file__).parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "sweep_table", root / "tools" / "sweep_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = {"backend": BACKEND, "keras": keras.__version__, "cells": sweep}
+    readme = (root / "README.md").read_text()
+    assert tool._replace(readme, tool.render_totals(data)) == readme, (
+        "README.md sweep totals differ from this run: run the sweep, then "
+        "python3 tools/sweep_table.py --write"
+    )

@@ -68,8 +68,8 @@ def render_totals(data: dict) -> str:
         objects.add(cell["object"])
     header = ["Format", "Path", *RESULTS]
     lines = [
-        f"{len(objects)} public Keras objects, Keras {data['keras']}, "
-        f"{data['backend']} backend:",
+        f"{len(objects)} public Keras objects (an alias counted once), Keras "
+        f"{data['keras']}, {data['backend']} backend:",
         "",
         "| " + " | ".join(header) + " |",
         "|---|---" + "|--:" * len(RESULTS) + "|",
