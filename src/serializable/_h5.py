@@ -44,7 +44,7 @@ from keras.src.legacy.saving import legacy_h5_format, saving_options, saving_uti
 from keras.src.saving import object_registration, serialization_lib
 
 from . import _backends
-from ._errors import FormatLimitError, ModelFileError
+from ._errors import FormatLimitError, ModelFileError, SerializableError
 from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
@@ -136,6 +136,8 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
         with saving_options.keras_option_scope(use_legacy_config=True):
             try:
                 metadata = saving_utils.model_metadata(model, include_optimizer)
+            except SerializableError:
+                raise
             except Exception as err:
                 message = (
                     f"Cannot save model '{model.name}' as .h5: expected a config "
