@@ -603,9 +603,11 @@ def _complete_settings(cls: type) -> None:
         # `.h5` as strings or lists (docs/pitfalls.md: get-config-returns-objects,
         # tuples, numpy-values): encode them like generated configs do;
         # from_config decodes them.
+        # Plain JSON values (tuples included) are left exactly as written, so
+        # the file still loads where the class is registered with plain Keras.
         owner = type(self).__name__
         for key, value in list(config.items()):
-            if not _looks_serialized(value):
+            if not _looks_serialized(value) and not _plain_json(value):
                 config[key] = _codec.encode(value, Where(owner, key))
         kind = kind_of(type(self))
         if kind is not None:
@@ -615,6 +617,19 @@ def _complete_settings(cls: type) -> None:
 
     get_config._serializable_completes = True  # type: ignore[attr-defined]
     cls.get_config = get_config  # type: ignore[attr-defined]
+
+
+def _plain_json(value: Any) -> bool:
+    """Whether Keras writes `value` as JSON by itself (a tuple as a list)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return True
+    if type(value) in (list, tuple):
+        return all(_plain_json(item) for item in value)
+    if type(value) is dict:
+        return all(
+            isinstance(key, str) and _plain_json(item) for key, item in value.items()
+        )
+    return False
 
 
 def build_from_config_by_run(self: Any, config: dict[str, Any]) -> None:

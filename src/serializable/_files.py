@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from . import _guard, _h5, _inspect, _keras2
+from . import _guard, _h5, _inspect, _keras2, _keras_compat, _savecheck
 from ._errors import MissingClassError, ModelFileError, SerializableError
 
 __all__ = ["load_model", "save_model"]
@@ -115,6 +115,7 @@ def save_model(
     existing = _writable_target(path, target)
     if fmt == "h5":
         _h5.check_limits(model)
+    _savecheck.check(model)
     directory = target.parent if str(target.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(directory, target)
@@ -127,10 +128,12 @@ def save_model(
     tmp = directory / f".{target.stem}.{token}.tmp{target.suffix}"
     try:
         if fmt == "keras":
-            keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
+            with _loss_scale_recorded(model), _savecheck.settings_recorded(model):
+                keras.saving.save_model(model, tmp, include_optimizer=include_optimizer)
             _add_keras_manifest(tmp, model)
         else:
-            _h5.save(model, tmp, include_optimizer=include_optimizer)
+            with _savecheck.settings_recorded(model):
+                _h5.save(model, tmp, include_optimizer=include_optimizer)
         if verify:
             _verify(model, tmp, include_optimizer)
         if existing is not None:
@@ -272,6 +275,31 @@ def _process_alive(pid: int) -> bool:
     except (PermissionError, OSError, OverflowError):
         return True
     return True
+
+
+@contextlib.contextmanager
+def _loss_scale_recorded(model: keras.Model) -> Iterator[None]:
+    """Save the `LossScaleOptimizer` Keras wrapped around the compiled one.
+
+    Under `mixed_float16`, `compile` wraps the optimizer it was given, but
+    the compile config keeps the unwrapped one: reloaded where the policy is
+    float32, the model would come back with a plain optimizer (and its loss
+    scale lost). While saving, the compile config names the wrapper.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    config = _keras_compat.compile_config_dict(model)
+    if (
+        not isinstance(config, dict)
+        or not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        or config.get("optimizer") is not optimizer.inner_optimizer
+    ):
+        yield
+        return
+    config["optimizer"] = optimizer
+    try:
+        yield
+    finally:
+        config["optimizer"] = optimizer.inner_optimizer
 
 
 def _add_keras_manifest(path: Path, model: keras.Model) -> None:

@@ -36,6 +36,7 @@ Nothing here imports a module named in a file, and Keras's safe mode stays on.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,7 +47,7 @@ import keras
 import numpy as np
 
 from . import _backends, _guard, _keras_compat
-from ._errors import FormatLimitError, ModelFileError, docs_url
+from ._errors import FormatLimitError, ModelFileError, SerializableError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
 
 WEIGHT_INDEX = "serializable_weight_index"
@@ -124,11 +125,25 @@ def check_limits(model: keras.Model) -> None:
 def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None:
     """Write `model` to `path` in the legacy `.h5` layout, with the repairs."""
     check_limits(model)
-    metadata = _keras_compat.legacy_model_metadata(model, include_optimizer)
+    try:
+        metadata = _keras_compat.legacy_model_metadata(model, include_optimizer)
+    except SerializableError:
+        raise
+    except Exception as err:
+        message = (
+            f"Cannot save model '{model.name}' as .h5: expected a config "
+            "Keras's legacy .h5 writer can store. Received: "
+            f"{type(err).__name__}: {err}. Save it as .keras instead."
+        )
+        raise FormatLimitError(message) from err
     registered = _keras_compat.registered_name(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
     notes = manifest(model, metadata)
+    if model.built and not _keras_compat.is_functional(model):
+        build_config = model.get_build_config()
+        if build_config:
+            notes["__build__"] = build_config
     notes[_guard.INTEGRITY_MARKER] = _guard.INTEGRITY_VERSION
     with h5py.File(path, "w") as handle:
         for key, value in metadata.items():
@@ -138,6 +153,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
                 handle.attrs[key] = value
         handle.attrs[MANIFEST_H5] = json.dumps(notes).encode()
         _write_weights(handle.create_group("model_weights"), model)
+        _write_own_state(handle, model)
         optimizer = getattr(model, "optimizer", None)
         if include_optimizer and optimizer is not None and optimizer.variables:
             _write_optimizer(handle, optimizer)
@@ -287,7 +303,16 @@ def _write_optimizer(handle: h5py.File, optimizer: Any) -> None:
     save_optimizer_weights_to_hdf5_group`), written from views, not copies."""
     variables = optimizer.variables
     group = handle.create_group("optimizer_weights")
-    names = [str(variable.path).encode("utf8") for variable in variables]
+    names: list[bytes] = []
+    used: dict[str, int] = {}
+    for variable in variables:
+        name = str(variable.path)
+        if name in used:  # Adafactor: two slots share a path
+            used[name] += 1
+            name = f"{name}__{used[name]}"
+        else:
+            used[name] = 0
+        names.append(name.encode("utf8"))
     _keras_compat.save_h5_attributes(group, "weight_names", names)
     for encoded, variable in zip(names, variables, strict=True):
         value = _backends.array_view(variable)
@@ -301,6 +326,106 @@ def _write_array(group: h5py.Group, name: bytes, value: np.ndarray) -> h5py.Data
     else:
         dataset[()] = value
     return dataset
+
+
+# ---------------------------------------------------------------------------
+# State kept outside weights: Keras's save_own_variables / save_assets hooks
+# ---------------------------------------------------------------------------
+
+OWN_STATE = "serializable_own_state"
+_STATE_HOOKS = (
+    "save_own_variables",
+    "load_own_variables",
+    "save_assets",
+    "load_assets",
+)
+
+
+def _keeps_own_state(layer: Any) -> bool:
+    """Whether a class between `layer`'s and Keras's `Layer` overrides one of
+    the hooks `.keras` uses for state that is not (only) weights: adapted
+    preprocessing layers' vocabularies and statistics, or a user's own."""
+    for klass in type(layer).__mro__:
+        if klass is keras.layers.Layer or klass is keras.Model:
+            return False
+        module = getattr(klass, "__module__", "")
+        if _keras_compat.hooks_hold_only_weights(module):
+            continue
+        if any(hook in klass.__dict__ for hook in _STATE_HOOKS):
+            return True
+    return False
+
+
+def _state_layers(model: keras.Model) -> list[Any]:
+    return [
+        layer
+        for layer in _keras_compat.flatten_layers(model, include_self=True)
+        if layer.path and _keeps_own_state(layer)
+    ]
+
+
+def _write_own_state(handle: h5py.File, model: keras.Model) -> None:
+    """What `.keras` would store through each layer's own hooks, so `.h5`
+    reloads it exactly (Keras's own `.h5` writer drops it)."""
+    import tempfile
+
+    layers = _state_layers(model)
+    if not layers:
+        return
+    root = handle.create_group(OWN_STATE)
+    for index, layer in enumerate(layers):
+        group = root.create_group(str(index))
+        group.attrs["path"] = layer.path.encode("utf8")
+        store: dict[str, Any] = {}
+        layer.save_own_variables(store)
+        variables = group.create_group("variables")
+        for key, value in store.items():
+            array = np.asarray(keras.ops.convert_to_numpy(value))
+            if array.dtype.kind in "OU":
+                array = np.asarray(array.astype(str), dtype=h5py.string_dtype())
+            variables.create_dataset(key, data=array)
+        assets = group.create_group("assets")
+        with tempfile.TemporaryDirectory(prefix="serializable-assets-") as folder:
+            if hasattr(layer, "save_assets"):
+                layer.save_assets(folder)
+            for file in sorted(Path(folder).rglob("*")):
+                if file.is_file():
+                    name = file.relative_to(folder).as_posix()
+                    assets.create_dataset(
+                        name.replace("/", "\\"), data=np.void(file.read_bytes())
+                    )
+
+
+def _load_own_state(handle: h5py.File, model: keras.Model) -> None:
+    """Give back what `_write_own_state` stored; for files without it (plain
+    Keras's), finish adapted layers as Keras's `.h5` loader does."""
+    import tempfile
+
+    stored = {}
+    if OWN_STATE in handle:
+        for group in handle[OWN_STATE].values():
+            stored[_text(group.attrs["path"])] = group
+    for layer in _state_layers(model):
+        group = stored.get(layer.path)
+        if group is None:
+            finalize = getattr(layer, "finalize_state", None)
+            if callable(finalize) and layer.weights:
+                finalize()
+            continue
+        store = {}
+        for key, dataset in group["variables"].items():
+            value = dataset[()]
+            if dataset.dtype.kind == "O":
+                value = np.asarray(dataset.asstr()[()])
+            store[key] = value
+        layer.load_own_variables(store)
+        if len(group["assets"]) and hasattr(layer, "load_assets"):
+            with tempfile.TemporaryDirectory(prefix="serializable-assets-") as folder:
+                for name, dataset in group["assets"].items():
+                    target = Path(folder, *name.split("\\"))
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(dataset[()].tobytes())
+                layer.load_assets(folder)
 
 
 # ---------------------------------------------------------------------------
@@ -331,14 +456,19 @@ def load_open(
     unfilled = Unfilled()
     # Files with an integrity record must have a checksum on every dataset.
     required = _guard.INTEGRITY_MARKER in contents.notes
-    with _keras_compat.legacy_loading_scope(safe_mode):
-        model = _build(handle, model_config, objects, unfilled)
+    # Safe unless the user passed safe_mode=False or turned it off for the
+    # process, as Keras's own `.keras` loader honours
+    # `keras.config.enable_unsafe_deserialization()`.
+    safe = safe_mode and _keras_compat.process_safe_mode()
+    with _keras_compat.legacy_loading_scope(safe):
+        model = _build(handle, model_config, objects, unfilled, contents.notes)
         try:
             _load_weights(handle["model_weights"], model, unfilled, required)
         except ModelFileError as err:
             message = f"Cannot load {str(path)!r}: {err}"
             raise ModelFileError(message) from err
     unfilled.finish()
+    _load_own_state(handle, model)
     training = contents.compile_config
     if compile and training is not None:
         _compile(model, training, objects)
@@ -356,18 +486,34 @@ def _build(
     model_config: dict[str, Any],
     objects: dict[str, Any],
     unfilled: Unfilled,
+    notes: dict[str, Any] | None = None,
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
     unused = [model_config]
     # A retry needs a fresh copy of the config as given (a Keras 2 file's is
     # translated, not the file's own): Keras's legacy loader edits it.
     given = json.dumps(model_config)
+    notes = notes or {}
 
     def build() -> Any:
         config = unused.pop() if unused else json.loads(given)
-        return _keras_compat.legacy_model_from_config(config, objects)
+        model = _keras_compat.legacy_model_from_config(config, objects)
+        _rebuild(model, notes)
+        return model
 
     return unfilled.build(build)
+
+
+def _rebuild(model: Any, notes: dict[str, Any]) -> None:
+    """Build a subclassed model from the build information `save` noted, which
+    a hand-written `get_config` leaves out of the config (`.h5` has no other
+    place for it)."""
+    build_config = notes.get("__build__")
+    if not build_config or model.built:
+        return
+    model.build_from_config(build_config)
+    if all(layer.built for layer in _keras_compat.flatten_layers(model)):
+        model.built = True
 
 
 class Unfilled:
@@ -625,11 +771,25 @@ def _compile(
 
     See docs/pitfalls.md#string-losses-in-h5.
     """
+    optimizer_config = training["optimizer_config"]
+    name = (
+        optimizer_config.get("class_name")
+        if isinstance(optimizer_config, dict)
+        else None
+    )
+    # vars(), not getattr: a name from a file never reaches a module's
+    # __getattr__.
+    keras_class = vars(keras.optimizers).get(name) if isinstance(name, str) else None
+    if isinstance(name, str) and inspect.isclass(keras_class) and name not in objects:
+        # Keras's legacy deserializer knows only the older optimizers (Lamb: no).
+        objects = {**objects, name: keras_class}
     with keras.saving.custom_object_scope(objects):
-        optimizer = keras.optimizers.deserialize(training["optimizer_config"])
-        loss = _nested(training.get("loss"), keras.losses.deserialize)
-        metrics = _nested(training.get("metrics"), keras.metrics.deserialize)
-        weighted = _nested(training.get("weighted_metrics"), keras.metrics.deserialize)
+        optimizer = keras.optimizers.deserialize(optimizer_config)
+        loss = _nested(training.get("loss"), keras.losses.deserialize, objects)
+        metrics = _nested(training.get("metrics"), keras.metrics.deserialize, objects)
+        weighted = _nested(
+            training.get("weighted_metrics"), keras.metrics.deserialize, objects
+        )
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -639,15 +799,41 @@ def _compile(
     )
 
 
-def _nested(config: Any, deserialize: Any) -> Any:
-    if config is None or isinstance(config, str):
+def _named(name: str, objects: dict[str, Any]) -> Any:
+    """A loss or metric named by a string: the registered or passed custom
+    function it names (Keras's `compile` cannot look those up), else the
+    string itself, which Keras interprets ("mse", "accuracy"; see
+    docs/pitfalls.md#string-losses-in-h5)."""
+    registered = keras.saving.get_custom_objects()
+    for key in (name, name.rsplit(">", 1)[-1]):
+        if key in objects:
+            return objects[key]
+    if name in registered:
+        return registered[name]
+    # A Keras function compile cannot look up by name ("huber" as a metric).
+    from ._keras_compat import keras_builtin_function
+
+    found = keras_builtin_function(name) if ">" not in name else None
+    if inspect.isfunction(found):
+        return found
+    return name
+
+
+def _nested(
+    config: Any, deserialize: Any, objects: dict[str, Any] | None = None
+) -> Any:
+    if config is None:
         return config
+    if isinstance(config, str):
+        return config if objects is None else _named(config, objects)
     if isinstance(config, dict) and "class_name" in config:
         return deserialize(config)
     if isinstance(config, dict):
-        return {key: _nested(value, deserialize) for key, value in config.items()}
+        return {
+            key: _nested(value, deserialize, objects) for key, value in config.items()
+        }
     if isinstance(config, (list, tuple)):
-        return [_nested(value, deserialize) for value in config]
+        return [_nested(value, deserialize, objects) for value in config]
     return config
 
 
@@ -690,11 +876,37 @@ def _load_optimizer(
     unfilled.finish()
 
 
+# Keras optimizers whose `build` only creates variables from initializers, so
+# it can run unfilled: each is trained, saved and reloaded in both formats by
+# the sweep (tests/test_sweep.py), which checks this list. Any other optimizer
+# (Nadam and Adafactor make variables from values, ScheduleFreeAdamW assigns
+# while building, a custom one may do anything) is built the ordinary way.
+UNFILLED_OPTIMIZERS = frozenset(
+    {
+        "Adadelta",
+        "Adagrad",
+        "Adam",
+        "AdamW",
+        "Adamax",
+        "Ftrl",
+        "Lamb",
+        "Lion",
+        "LossScaleOptimizer",
+        "Muon",
+        "RMSprop",
+        "SGD",
+    }
+)
+
+
 def _keras_optimizer(optimizer: Any) -> bool:
-    """Whether `optimizer` (and any it wraps) is Keras's own: its `build` only
-    creates variables from initializers, so it can run unfilled."""
+    """Whether `optimizer` (and any it wraps) is one of Keras's own whose `build`
+    is known to run unfilled (`UNFILLED_OPTIMIZERS`)."""
     while optimizer is not None:
-        if not type(optimizer).__module__.startswith("keras."):
+        cls = type(optimizer)
+        if getattr(keras.optimizers, cls.__name__, None) is not cls:
+            return False
+        if cls.__name__ not in UNFILLED_OPTIMIZERS:
             return False
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return True

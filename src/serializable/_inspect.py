@@ -489,6 +489,13 @@ def required_classes(contents: FileContents) -> list[ClassRef]:
             if name not in found:
                 module = module or contents.manifest.get(name)
                 found[name] = ClassRef(name, class_name, module, _resolvable(name))
+    # Legacy .h5 names compiled loss and metric functions by a bare string.
+    if contents.format == "h5" and isinstance(contents.compile_config, dict):
+        for name in _compiled_names(contents.compile_config):
+            if name in found or _resolvable(name) or _keras_compile_name(name):
+                continue
+            module = contents.manifest.get(name)
+            found[name] = ClassRef(name, name.rsplit(">", 1)[-1], module, False)
     # Legacy .h5 stores the top-level model by bare class name only.
     if contents.format == "h5":
         bare = top.get("class_name", "")
@@ -508,7 +515,11 @@ def _walk_custom(config: Any) -> list[tuple[str, str, str | None]]:
         if isinstance(class_name, str) and "config" in config:
             if class_name == "function" and isinstance(config.get("config"), str):
                 name = config["config"]
-                if ">" in name or (module and not _is_keras_module(module)):
+                if ">" in name or (
+                    module
+                    and not _is_keras_module(module)
+                    and not (module == "builtins" and _is_keras_function(name))
+                ):
                     out.append((name, name.rsplit(">", 1)[-1], _module_or_none(module)))
             elif isinstance(registered, str) and (
                 ">" in registered
@@ -525,6 +536,38 @@ def _walk_custom(config: Any) -> list[tuple[str, str, str | None]]:
     return out
 
 
+def _compiled_names(training: dict[str, Any]) -> list[str]:
+    """The strings naming losses and metrics in a legacy `.h5` training config."""
+    names: list[str] = []
+    stack = [training.get(key) for key in ("loss", "metrics", "weighted_metrics")]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            names.append(item)
+        elif isinstance(item, dict) and "class_name" not in item:
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return names
+
+
+def _keras_compile_name(name: str) -> bool:
+    """Whether `compile` understands `name` as a Keras loss or metric."""
+    if ">" in name:
+        return False
+    if name in ("accuracy", "acc", "crossentropy", "ce"):
+        return True
+    import keras
+
+    for get in (keras.losses.get, keras.metrics.get):
+        try:
+            if get(name) is not None:
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
 def _module_or_none(module: Any) -> str | None:
     if not isinstance(module, str) or module in ("builtins", "__main__"):
         return None
@@ -539,6 +582,14 @@ def _is_keras_name(name: str) -> bool:
     from ._keras_compat import keras_builtin_names
 
     return name in keras_builtin_names()
+
+
+def _is_keras_function(name: str) -> bool:
+    """A function Keras saves with module "builtins" and finds by its bare name
+    in its own modules (`keras.activations.relu`, `keras.losses.mse`, ...)."""
+    from ._keras_compat import keras_builtin_function
+
+    return keras_builtin_function(name) is not None
 
 
 def _resolvable(name: str) -> bool:

@@ -386,6 +386,23 @@ def keep_compile_config(model: Any) -> Iterator[None]:
             config.update(kept)
 
 
+def compile_config_dict(model: Any) -> dict[str, Any] | None:
+    """The live dict of arguments `compile` was called with
+    (`model._compile_config.config`, Keras 3.8.0-3.15.1). Missing: None, and
+    callers leave the compile config alone."""
+    config = getattr(getattr(model, "_compile_config", None), "config", None)
+    return config if isinstance(config, dict) else None
+
+
+def wrapper_fn_kwargs(obj: Any) -> dict[str, Any] | None:
+    """The keyword arguments a Keras `LossFunctionWrapper`/`MeanMetricWrapper`
+    passes to its function (`obj._fn_kwargs`, Keras 3.8.0-3.15.1), some of
+    which its `get_config` leaves out (Huber's `delta`). Missing: None, and
+    those settings are not added to the saved config."""
+    kwargs = getattr(obj, "_fn_kwargs", None)
+    return kwargs if isinstance(kwargs, dict) else None
+
+
 def legacy_model_metadata(model: Any, include_optimizer: bool) -> dict[str, Any]:
     """What Keras's legacy `.h5` writer stores as file attributes: the model
     config in the legacy style, the training config, versions.
@@ -433,6 +450,38 @@ def legacy_loading_scope(safe_mode: bool = True) -> Iterator[None]:
     with saving_options.keras_option_scope(use_legacy_config=True):
         with SafeModeScope(safe_mode):
             yield
+
+
+# Keras modules whose layers override `save_own_variables`/`load_own_variables`
+# only for what is already a weight (quantization, LoRA) or for the model's
+# own bookkeeping (Keras 3.8.0-3.15.1). Missing modules: the hooks are taken
+# as real state, which `.h5` then stores too (safe, a little larger).
+_WEIGHT_HOOK_MODULES = (
+    "keras.src.layers.core.",
+    "keras.src.layers.convolutional.",
+    "keras.src.models.",
+    "keras.src.engine.",
+)
+
+
+def hooks_hold_only_weights(module: str) -> bool:
+    """Whether a class from `module` overrides Keras's own-state hooks only for
+    state that is already stored as weights."""
+    return module.startswith(_WEIGHT_HOOK_MODULES)
+
+
+def process_safe_mode() -> bool:
+    """False when the user turned Keras's safe mode off for the process
+    (`keras.config.enable_unsafe_deserialization()`), else True.
+
+    `keras.src.saving.serialization_lib.in_safe_mode()` (Keras 3.8.0-3.15.1),
+    which is None unless a scope or that call set it. Missing: True (safe).
+    """
+    try:
+        from keras.src.saving.serialization_lib import in_safe_mode
+    except ImportError:
+        return True
+    return in_safe_mode() is not False
 
 
 def legacy_json_default(obj: Any) -> Any:
@@ -648,3 +697,45 @@ def nadam_momentum_product(optimizer: Any) -> Any:
         what = "Nadam's momentum product (Nadam._u_product)"
         raise _missing(what)
     return product
+
+
+# ---------------------------------------------------------------------------
+# Keras's built-in functions saved by name
+# ---------------------------------------------------------------------------
+
+# Keras's own modules whose functions it saves with module "builtins" and a
+# bare name (Keras 3.15.1, `serialization_lib.BUILTIN_MODULES`).
+_BUILTIN_MODULES = (
+    "activations",
+    "constraints",
+    "initializers",
+    "losses",
+    "metrics",
+    "optimizers",
+    "regularizers",
+)
+
+
+def keras_builtin_function(name: str) -> Any:
+    """The Keras function `keras.<module>.<name>` that Keras's loader finds for
+    a function saved with module "builtins" (`relu`, `mean_squared_error`), or
+    None.
+
+    `keras.src.api_export.get_symbol_from_name` (Keras 3.11.3-3.15.1).
+    Missing: a look-up in the public modules' namespaces (`vars`, never
+    `getattr`, so a name from a file reaches no module `__getattr__`).
+    """
+    import keras
+
+    try:
+        from keras.src.api_export import get_symbol_from_name
+    except ImportError:
+        get_symbol_from_name = None
+    for module in _BUILTIN_MODULES:
+        if get_symbol_from_name is not None:
+            found = get_symbol_from_name(f"keras.{module}.{name}")
+        else:
+            found = vars(vars(keras).get(module, object())).get(name)
+        if found is not None and callable(found):
+            return found
+    return None
