@@ -36,18 +36,18 @@ class OutputForgetfulDense(keras.layers.Layer):
 
 @serializable.register_keras_serializable(package="test_cli_output")
 class OutputForgetfulScale(keras.layers.Layer):
-    """Planted bug: get_config forgets `factor`, which has no default."""
+    """Planted bug: `__init__` stores a derived value that `get_config` saves,
+    so every save and reload doubles `factor`."""
 
-    def __init__(self, factor=None, **kwargs):
+    def __init__(self, factor=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.factor = 3.0 if factor is None else factor
-        self.seen = factor
+        self.factor = factor * 2
 
     def call(self, x):
         return x * self.factor
 
     def get_config(self):
-        return super().get_config()  # `factor` is missing
+        return {**super().get_config(), "factor": self.factor}
 
 
 def saved_model(path: Path, layer: keras.layers.Layer | None = None) -> Path:

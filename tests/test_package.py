@@ -38,6 +38,16 @@ def bound_names(module_file: str) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            # The names a lazy package binds on first use (`_EXPORTS`).
+            if any(
+                isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets
+            ):
+                if isinstance(node.value, ast.Dict):
+                    names.update(
+                        k.value for k in node.value.keys if isinstance(k, ast.Constant)
+                    )
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
     return {n for n in names if not n.startswith("_")} - {"annotations"}
 
 

@@ -617,8 +617,8 @@ def check(path: Path, result: Translation, custom: dict, safe_mode: bool) -> Non
             )
             where = (
                 "this backend"
-                if keras.backend.backend() == "tensorflow"
-                else f"the {keras.backend.backend()} backend"
+                if _backends.is_tensorflow()
+                else f"the {_backends.name()} backend"
             )
             message = (
                 f"Cannot load {str(path)!r}: expected Keras layers only. Received: "
