@@ -189,7 +189,7 @@ def test(args: list[str]) -> int:
         env = {**os.environ, "KERAS_BACKEND": backend}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["SERIALIZABLE_COMPAT_DIR"] = str(COMPAT_DIR)
-        cmd = [str(PYTHON), "-m", "pytest", *args]
+        cmd = [str(PYTHON), "-m", "pytest", "--durations=15", *args]
         print(f"\n=== KERAS_BACKEND={backend}: {' '.join(cmd)}", flush=True)
         start = time.monotonic()
         code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
