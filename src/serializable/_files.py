@@ -12,7 +12,6 @@ a traceback from `zipfile`, `h5py` or Keras internals.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import secrets
 import shutil
@@ -629,19 +628,7 @@ def _load_compiled_as_saved(
         )
     if not isinstance(arguments, dict):
         return model
-    try:
-        inspect.signature(model.compile).bind(**arguments)
-    except TypeError:
-        # A `compile` with other parameters (a GAN's two optimizers): what it
-        # was called with is not in the compile config. Keras's behaviour.
-        warnings.warn(
-            f"Model '{model.name}' was not compiled on load: its class's "
-            "compile() does not take the saved compile arguments "
-            f"({', '.join(sorted(arguments))}). Call compile() after loading, "
-            "or give the class get_compile_config() and "
-            "compile_from_config(config).",
-            stacklevel=4,
-        )
+    if not _h5.compile_takes(model, arguments):
         return model
     model.compile(**arguments)
     optimizer = getattr(model, "optimizer", None)

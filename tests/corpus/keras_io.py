@@ -377,14 +377,15 @@ class GAN(SerializableModel, package=PACKAGE):
             name="generator",
         )
         self.seed_generator = keras.random.SeedGenerator(1337)
+        # As keras.io's conditional GAN: the trackers are made in __init__.
+        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
+        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
 
     def compile(self, d_optimizer, g_optimizer, loss_fn):
         super().compile()
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         self.loss_fn = loss_fn
-        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
-        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
 
     @property
     def metrics(self):
@@ -441,15 +442,17 @@ class GAN(SerializableModel, package=PACKAGE):
 
 def gan():
     real = _rng().normal(size=(16, 4)).astype("float32")
+    z = _rng().normal(size=(4, 2)).astype("float32")
     model = GAN(4, 2)
+    # Built on latent vectors first: fit would build it by calling it on the
+    # real samples (torch), and a custom train_step leaves it unbuilt (tf).
+    model(z)
     model.compile(
         d_optimizer=keras.optimizers.Adam(3e-4),
         g_optimizer=keras.optimizers.Adam(1e-3),
         loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
     )
     model.fit(real, epochs=1, batch_size=8, verbose=0)
-    z = _rng().normal(size=(4, 2)).astype("float32")
-    model(z)  # fit through a custom train_step leaves the model unbuilt
     return model, z
 
 
