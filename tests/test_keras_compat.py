@@ -251,3 +251,23 @@ def test_without_the_reverse_map_enum_names_are_kept_here(monkeypatch):
     compat.register_name(Tint, "compat_test>Tint")
     assert compat.registered_name(Tint) == "compat_test>Tint"
     assert keras.saving.get_custom_objects()["compat_test>Tint"] is Tint
+
+
+def test_compile_skipped_on_load_matches_keras():
+    """True exactly for the classes Keras's compile_from_config skips."""
+    import keras
+
+    from serializable._keras_compat import compile_skipped_on_load
+
+    class OwnCompile(keras.Model):
+        def compile(self, *args, **kwargs):
+            super().compile(*args, **kwargs)
+
+    class OwnBoth(OwnCompile):
+        def compile_from_config(self, config):
+            self.compile(**config)
+
+    assert not compile_skipped_on_load(keras.Model)
+    assert not compile_skipped_on_load(keras.Sequential)
+    assert compile_skipped_on_load(OwnCompile)
+    assert not compile_skipped_on_load(OwnBoth)

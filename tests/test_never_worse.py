@@ -393,3 +393,96 @@ def test_config_the_h5_writer_cannot_store_is_refused(tmp_path):
     with pytest.raises(FormatLimitError, match="Save it as .keras instead"):
         serializable.save_model(model, tmp_path / "m.h5")
     assert not (tmp_path / "m.h5").exists()
+
+
+@register("never_worse")
+class OwnCompile(keras.Model):
+    """A model whose class overrides compile() and compiles itself with
+    defaults, as keras-hub's Task does: Keras's loader skips compiling it from
+    the saved compile config."""
+
+    def __init__(self, units=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units)
+        self.compile()
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compile(self, optimizer="sgd", loss="mse", **kwargs):
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_model_overriding_compile_resumes_training_exactly(tmp_path, fmt):
+    model = OwnCompile()
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss=keras.losses.MeanAbsoluteError()
+    )
+    model.train_on_batch(X, Y)
+    path = serializable.save_model(model, tmp_path / f"m.{fmt}")
+    restored = serializable.load_model(path)
+    assert isinstance(restored, OwnCompile)
+    # Compiled as saved (not with the class's defaults), its state restored.
+    assert isinstance(restored.optimizer, keras.optimizers.Adam)
+    assert float(restored.optimizer.learning_rate) == pytest.approx(0.05)
+    assert int(restored.optimizer.iterations) == 1
+    saved = [np.asarray(v) for v in model.optimizer.variables]
+    loaded = [np.asarray(v) for v in restored.optimizer.variables]
+    assert len(saved) == len(loaded) == 6
+    for a, b in zip(saved, loaded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The next training step is the one the saved model takes.
+    expected = model.train_on_batch(X, Y)
+    got = restored.train_on_batch(X, Y)
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    for a, b in zip(model.get_weights(), restored.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_model_reusing_a_sub_models_inputs_saves(tmp_path, fmt):
+    """The outer model built on its sub-model's own Input (keras-hub's task
+    models on their backbone) shares only that weightless Input layer: not a
+    shared layer that would lose weights."""
+    i = keras.Input((4,))
+    inner = keras.Model(i, keras.layers.Dense(3)(i))
+    model = keras.Model(inner.input, keras.layers.Dense(1)(inner(inner.input)))
+    path = serializable.save_model(model, tmp_path / f"m.{fmt}")
+    assert _max_diff(model, serializable.load_model(path)) == 0.0
+
+
+@register("never_worse")
+class TwoOptimizers(keras.Model):
+    """keras.io's GAN compile(): its own arguments, none of them Keras's."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_model_whose_compile_takes_other_arguments_loads_uncompiled(tmp_path, fmt):
+    """Its compile arguments are in no file: the model loads, uncompiled, with
+    Keras's advice (the .h5 loader used to fail on compile(optimizer=...))."""
+    model = TwoOptimizers()
+    model(X)
+    model.compile(d_optimizer=keras.optimizers.Adam(), g_optimizer="sgd", loss_fn="mse")
+    path = serializable.save_model(model, tmp_path / f"m.{fmt}")
+    with pytest.warns(UserWarning, match="was not compiled on load"):
+        restored = serializable.load_model(path)
+    assert not hasattr(restored, "optimizer")
+    assert _max_diff(model, restored) == 0.0

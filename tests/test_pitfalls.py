@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -1166,3 +1167,71 @@ class TestP22:
 
         assert not issubclass(serializable.SerializableModel, Functional)
         assert not issubclass(P22MLP, Functional)
+
+
+# ---------------------------------------------------------------------------
+# P23: a model class with its own compile()
+# ---------------------------------------------------------------------------
+
+
+class _OwnCompileBody:
+    """Overrides compile() and compiles itself with defaults, as keras-hub's
+    task models do."""
+
+    def __init__(self, units=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units)
+        self.compile()
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compile(self, optimizer="sgd", loss="mse", **kwargs):
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=KERAS)
+class KerasP23Model(_OwnCompileBody, keras.Model):
+    pass
+
+
+@keras.saving.register_keras_serializable(package=LIB)
+class P23Model(_OwnCompileBody, keras.Model):
+    pass
+
+
+def _trained_p23(cls: type, rng: np.random.Generator) -> tuple[keras.Model, Any]:
+    model = cls()
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mae")
+    x, y = _inputs(rng, 8, 4), _inputs(rng, 8, 1)
+    model.train_on_batch(x, y)
+    return model, (x, y)
+
+
+class TestP23:
+    # Keras then also warns that the saved state does not fit the default
+    # optimizer; the skipped compile is what this test is about.
+    @pytest.mark.filterwarnings("ignore:Skipping variable loading:UserWarning")
+    def test_plain_keras_skips_compiling_a_custom_compile(self, tmp_path, rng):
+        """Plain Keras reloads the class's default optimizer, without its state."""
+        model, _ = _trained_p23(KerasP23Model, rng)
+        path = _save(model, tmp_path, "keras")
+        with pytest.warns(UserWarning, match="was not called as part of model"):
+            reloaded = keras.models.load_model(path)
+        assert isinstance(reloaded.optimizer, keras.optimizers.SGD)
+        assert int(reloaded.optimizer.iterations) == 0
+
+    def test_library_compiles_as_saved_with_optimizer_state(self, fmt, tmp_path, rng):
+        """The class's compile() gets the saved arguments; training resumes exactly."""
+        model, (x, y) = _trained_p23(P23Model, rng)
+        path = serializable.save_model(model, tmp_path / f"model.{fmt}")
+        reloaded = serializable.load_model(path)
+        assert isinstance(reloaded.optimizer, keras.optimizers.Adam)
+        assert int(reloaded.optimizer.iterations) == 1
+        np.testing.assert_allclose(
+            reloaded.train_on_batch(x, y), model.train_on_batch(x, y), rtol=1e-6
+        )

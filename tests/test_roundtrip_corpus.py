@@ -82,12 +82,34 @@ def _only_h5_load_failures(err: RoundtripError) -> None:
 
 
 def _skip_vae_on_jax(name: str) -> None:
-    if name == "vae" and keras.backend.backend() == "jax":
-        pytest.skip("the keras.io VAE's custom train_step is written for tf and torch")
+    if name in ("vae", "gan") and keras.backend.backend() == "jax":
+        pytest.skip(
+            f"the keras.io {name.upper()}'s custom train_step is written for tf "
+            "and torch"
+        )
+
+
+# keras.io's GAN: a real loss, in both formats, with either loader.
+_GAN_LOSS = pytest.mark.xfail(
+    strict=True,
+    raises=(RoundtripError, AttributeError),
+    reason="the GAN's own compile(d_optimizer=, g_optimizer=, loss_fn=) calls "
+    "super().compile() with no arguments, so Keras's compile config holds only "
+    "its defaults: no file records the two optimizers' classes and settings or "
+    "the loss function (their variables are in the .keras weights, but there "
+    "is no optimizer to load them into). The reloaded GAN is uncompiled, and "
+    "assert_roundtrip then crashes comparing optimizers (AttributeError: no "
+    "attribute 'optimizer', in _roundtrip's optimizer check) instead of "
+    "reporting that loss",
+)
+KERAS_IO = [
+    pytest.param(name, marks=_GAN_LOSS) if name == "gan" else name
+    for name in sorted(keras_io.MODELS)
+]
 
 
 class TestKerasIoCorpus:
-    @pytest.mark.parametrize("name", sorted(keras_io.MODELS))
+    @pytest.mark.parametrize("name", KERAS_IO)
     def test_nothing_lost_through_the_library(self, name, tmp_path):
         """save_model/load_model keep everything, in .keras and .h5, in a fresh process too."""
         _skip_vae_on_jax(name)
@@ -108,7 +130,7 @@ class TestKerasIoCorpus:
         )
         assert "fresh process" in report.formats["keras"].checked
 
-    @pytest.mark.parametrize("name", sorted(keras_io.MODELS))
+    @pytest.mark.parametrize("name", KERAS_IO)
     def test_default_call_reports_only_true_problems(self, name, tmp_path):
         """Plain model.save: .keras passes; .h5 reports only what plain Keras really loses."""
         _skip_vae_on_jax(name)
@@ -176,21 +198,15 @@ class TestKerasHubCorpus:
             model, inputs, using="serializable", formats=formats, tmp_path=tmp_path
         )
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=RoundtripError,
-        reason="Keras's load_model skips compile_from_config for a class that "
-        "overrides compile() (keras-hub's Task): the reloaded task model is "
-        "compiled with keras-hub's defaults, so the optimizer's settings and "
-        "state are lost from .keras; serializable.load_model does not repair "
-        "this yet",
-    )
     @pytest.mark.parametrize("name", ["BertTextClassifier", "GPT2CausalLM"])
     def test_trained_task_models(self, name, tmp_path):
-        """A compiled, trained task model keeps its optimizer through the library."""
+        """A compiled, trained task model keeps its compile settings and optimizer
+        state through the library, although Keras's loader skips compiling a
+        class that overrides compile() (keras-hub's Task)."""
         model, inputs = hub.MODELS[name]()
+        formats = ("keras",) if name in TIED else ("keras", "h5")
         assert_roundtrip(
-            model, inputs, using="serializable", formats=("keras",), tmp_path=tmp_path
+            model, inputs, using="serializable", formats=formats, tmp_path=tmp_path
         )
 
     def test_fresh_process_with_dict_inputs(self, tmp_path):

@@ -39,6 +39,7 @@ PITFALL_ANCHORS = (
     "registered-only-in-tests",
     "keras-2-files",
     "functional-subclass-arguments",
+    "custom-compile-on-load",
 )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from . import _guard, _h5, _inspect, _keras2, _keras_compat, _savecheck
 from ._errors import MissingClassError, ModelFileError, SerializableError
@@ -511,7 +512,12 @@ def _load(
                 if compiled and contents.compile_config:
                     # An optimizer is created with a value (its iteration
                     # count), which cannot be left unfilled.
-                    model = keras_load()
+                    if _compile_skipped(contents, custom_objects):
+                        model = _load_compiled_as_saved(
+                            keras_load, path, contents, custom_objects, safe_mode
+                        )
+                    else:
+                        model = keras_load()
                 else:
                     # Keras's loader builds the model, then assigns the saved
                     # values: unfilled, each variable is made from its value
@@ -556,6 +562,107 @@ def _load(
             "inspect`."
         )
         raise ModelFileError(message) from err
+
+
+# What Keras's loader warns when it skips a custom `compile()`, and then the
+# optimizer state it cannot load into the model's own default optimizer.
+_SKIPPED_COMPILE = r"`compile\(\)` was not called as part of model loading"
+_SKIPPED_OPTIMIZER = r"Skipping variable loading for optimizer"
+
+
+def _top_class(
+    contents: _inspect.FileContents, custom_objects: dict[str, Any] | None
+) -> type | None:
+    """The saved model's class, looked up as Keras will (passed, then
+    registered objects); None when it is Keras's own or cannot be found."""
+    config = contents.model_config
+    if not isinstance(config, dict):
+        return None
+    for name in (config.get("registered_name"), config.get("class_name")):
+        if not isinstance(name, str):
+            continue
+        found = keras.saving.get_registered_object(name, custom_objects)
+        if isinstance(found, type):
+            return found
+    return None
+
+
+def _compile_skipped(
+    contents: _inspect.FileContents, custom_objects: dict[str, Any] | None
+) -> bool:
+    """Whether Keras's loader would leave this model uncompiled from its saved
+    compile config (a class that overrides `compile()`, such as keras-hub's
+    `Task`); see docs/pitfalls.md#custom-compile-on-load."""
+    cls = _top_class(contents, custom_objects)
+    return (
+        cls is not None
+        and issubclass(cls, keras.Model)
+        and _keras_compat.compile_skipped_on_load(cls)
+    )
+
+
+def _load_compiled_as_saved(
+    keras_load: Any,
+    path: Path,
+    contents: _inspect.FileContents,
+    custom_objects: dict[str, Any] | None,
+    safe_mode: bool,
+) -> keras.Model:
+    """Keras's load, then what it skips for a class with its own `compile()`:
+    that `compile` called with the saved (deserialized) arguments, and the
+    optimizer's saved variables (iterations and slots) assigned, so the next
+    training step is the one the saved model would have taken.
+
+    Keras warns that it skipped `compile()` and, for a class that compiles
+    itself with defaults (keras-hub's `Task`), that the saved optimizer state
+    does not fit that default optimizer; both are what this repairs.
+    """
+    config = contents.compile_config
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SKIPPED_COMPILE)
+        warnings.filterwarnings("ignore", message=_SKIPPED_OPTIMIZER)
+        model = keras_load()
+    with keras.saving.custom_object_scope(custom_objects or {}):
+        arguments = keras.saving.deserialize_keras_object(
+            config, custom_objects=custom_objects, safe_mode=safe_mode
+        )
+    if not isinstance(arguments, dict):
+        return model
+    if not _h5.compile_takes(model, arguments):
+        return model
+    model.compile(**arguments)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None:
+        _restore_keras_optimizer(model, optimizer, path)
+    return model
+
+
+def _restore_keras_optimizer(model: keras.Model, optimizer: Any, path: Path) -> None:
+    """Assign the optimizer variables saved under "optimizer" in the .keras
+    weights member, building the optimizer first when the file has its slots
+    (it was saved after training)."""
+    import zipfile
+
+    import h5py
+
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as archive:
+        if "model.weights.h5" not in archive.namelist():
+            return
+        with (
+            _inspect.open_member(archive, path, "model.weights.h5") as member,
+            h5py.File(member, "r") as weights,
+        ):
+            group = weights.get("optimizer/vars")
+            if isinstance(group, h5py.Group):
+                arrays = {key: np.asarray(group[key]) for key in group}
+    if not arrays:
+        return
+    if len(optimizer.variables) != len(arrays) and model.built:
+        optimizer.build(model.trainable_variables)
+    # Keras's own method: it warns and leaves the optimizer fresh when the
+    # saved state does not fit, as Keras's loader does.
+    optimizer.load_own_variables(arrays)
 
 
 def _load_keras2(

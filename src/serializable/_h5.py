@@ -471,8 +471,8 @@ def load_open(
     _load_own_state(handle, model)
     training = contents.compile_config
     if compile and training is not None:
-        _compile(model, training, objects)
-        if optimizer_state and "optimizer_weights" in handle:
+        compiled = _compile(model, training, objects)
+        if compiled and optimizer_state and "optimizer_weights" in handle:
             try:
                 _load_optimizer(handle["optimizer_weights"], model, required)
             except ModelFileError as err:
@@ -766,8 +766,9 @@ def _check_data(dataset: Any, value: np.ndarray, what: str, required: bool) -> N
 
 def _compile(
     model: keras.Model, training: dict[str, Any], objects: dict[str, Any]
-) -> None:
-    """Compile from a legacy training config; strings stay strings.
+) -> bool:
+    """Compile from a legacy training config; strings stay strings. False
+    when the model's own `compile` does not take them (`compile_takes`).
 
     See docs/pitfalls.md#string-losses-in-h5.
     """
@@ -790,13 +791,38 @@ def _compile(
         weighted = _nested(
             training.get("weighted_metrics"), keras.metrics.deserialize, objects
         )
-    model.compile(
-        optimizer=optimizer,
-        loss=loss,
-        metrics=metrics,
-        weighted_metrics=weighted,
-        loss_weights=training.get("loss_weights"),
-    )
+    arguments = {
+        "optimizer": optimizer,
+        "loss": loss,
+        "metrics": metrics,
+        "weighted_metrics": weighted,
+        "loss_weights": training.get("loss_weights"),
+    }
+    if not compile_takes(model, arguments):
+        return False
+    model.compile(**arguments)
+    return True
+
+
+def compile_takes(model: keras.Model, arguments: dict[str, Any]) -> bool:
+    """Whether the model's `compile` takes the saved compile arguments; if not
+    (a GAN's `compile(d_optimizer, g_optimizer, loss_fn)`, whose arguments no
+    file records), warn that the model stays uncompiled, as Keras does."""
+    try:
+        inspect.signature(model.compile).bind(**arguments)
+    except TypeError:
+        import warnings
+
+        warnings.warn(
+            f"Model '{model.name}' was not compiled on load: its class's "
+            "compile() does not take the saved compile arguments "
+            f"({', '.join(sorted(arguments))}). Call compile() after loading, "
+            "or give the class get_compile_config() and "
+            "compile_from_config(config).",
+            stacklevel=4,
+        )
+        return False
+    return True
 
 
 def _named(name: str, objects: dict[str, Any]) -> Any:

@@ -338,6 +338,9 @@ def _open_member(archive: zipfile.ZipFile, path: Path, name: str) -> Iterator[An
         yield _Window(raw, start, info.file_size)
 
 
+open_member = _open_member
+
+
 class _Window(io.RawIOBase):
     """Bytes `start` to `start + size` of an open file, read-only."""
 

@@ -675,8 +675,8 @@ def load(
         model = _load_keras(path, contents, objects, safe_mode)
         state = _keras_optimizer_state(path) if optimizer_state else None
     if compile and training and training.get("optimizer_config") is not None:
-        _compile(model, training, objects)
-        if state is not None and state[0]:
+        compiled = _compile(model, training, objects)
+        if compiled and state is not None and state[0]:
             _restore_optimizer(model, training["optimizer_config"], state, path)
     return model
 
@@ -708,7 +708,7 @@ def _load_keras(
         )
 
 
-def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> None:
+def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> bool:
     from . import _h5
 
     registered = keras.saving.get_custom_objects()
@@ -727,7 +727,7 @@ def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> Non
     training = copy.deepcopy(training)  # Keras edits configs it deserializes
     for key in ("loss", "metrics", "weighted_metrics"):
         training[key] = named(training.get(key))
-    _h5._compile(model, training, objects)
+    return _h5._compile(model, training, objects)
 
 
 def _h5_optimizer_state(handle: Any) -> tuple[list[str], list[np.ndarray]] | None:

@@ -394,6 +394,31 @@ def compile_config_dict(model: Any) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
+def compile_skipped_on_load(cls: type) -> bool:
+    """Whether Keras's loader leaves a model of class `cls` uncompiled from
+    its saved compile config: `Trainer.compile_from_config` only warns and
+    returns when the class overrides `compile()` (keras-hub's `Task` does),
+    unless the class also overrides `compile_from_config` (Keras
+    3.8.0-3.15.1, compared by identity with
+    `keras.src.trainers.trainer.Trainer`'s methods, as Keras does). Missing:
+    compared with `keras.Model`'s own methods.
+    """
+    try:
+        from keras.src.trainers.trainer import Trainer
+    except ImportError:
+        import keras
+
+        trainer: Any = keras.Model
+    else:
+        trainer = Trainer
+    compile_method = getattr(cls, "compile", None)
+    from_config = getattr(cls, "compile_from_config", None)
+    return bool(
+        compile_method is not getattr(trainer, "compile", None)
+        and from_config is getattr(trainer, "compile_from_config", None)
+    )
+
+
 def wrapper_fn_kwargs(obj: Any) -> dict[str, Any] | None:
     """The keyword arguments a Keras `LossFunctionWrapper`/`MeanMetricWrapper`
     passes to its function (`obj._fn_kwargs`, Keras 3.8.0-3.15.1), some of

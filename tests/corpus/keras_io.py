@@ -348,6 +348,115 @@ def multi_input_dict_output():
 
 
 # ---------------------------------------------------------------------------
+# GAN: two optimizers, compile(d_optimizer=..., g_optimizer=..., loss_fn=...)
+# ---------------------------------------------------------------------------
+
+
+class GAN(SerializableModel, package=PACKAGE):
+    """keras.io's GAN, tiny: its own compile() takes two optimizers and a loss
+    function, and its train_step updates discriminator and generator in turn."""
+
+    def __init__(self, features=4, latent_dim=2, **kwargs):
+        super().__init__(**kwargs)
+        self.features = features
+        self.latent_dim = latent_dim
+        self.discriminator = keras.Sequential(
+            [
+                keras.Input((features,)),
+                keras.layers.Dense(4, "relu"),
+                keras.layers.Dense(1),
+            ],
+            name="discriminator",
+        )
+        self.generator = keras.Sequential(
+            [
+                keras.Input((latent_dim,)),
+                keras.layers.Dense(4, "relu"),
+                keras.layers.Dense(features),
+            ],
+            name="generator",
+        )
+        self.seed_generator = keras.random.SeedGenerator(1337)
+        # As keras.io's conditional GAN: the trackers are made in __init__.
+        self.d_loss_metric = keras.metrics.Mean(name="d_loss")
+        self.g_loss_metric = keras.metrics.Mean(name="g_loss")
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn):
+        super().compile()
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = loss_fn
+
+    @property
+    def metrics(self):
+        return [self.d_loss_metric, self.g_loss_metric]
+
+    def call(self, z):
+        return self.discriminator(self.generator(z))
+
+    def _step(self, optimizer, variables, loss):
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                value = loss()
+            grads = tape.gradient(value, variables)
+        elif backend == "torch":
+            self.zero_grad()
+            value = loss()
+            value.backward()
+            grads = [v.value.grad for v in variables]
+        else:  # pragma: no cover - the corpus skips this model on JAX
+            raise NotImplementedError(backend)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return value
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, tuple) else data
+        batch = keras.ops.shape(real)[0]
+        ops = keras.ops
+        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        combined = ops.concatenate([self.generator(latent), real], axis=0)
+        labels = ops.concatenate([ops.ones((batch, 1)), ops.zeros((batch, 1))], axis=0)
+        d_loss = self._step(
+            self.d_optimizer,
+            self.discriminator.trainable_weights,
+            lambda: self.loss_fn(labels, self.discriminator(combined)),
+        )
+        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        g_loss = self._step(
+            self.g_optimizer,
+            self.generator.trainable_weights,
+            lambda: self.loss_fn(
+                ops.zeros((batch, 1)), self.discriminator(self.generator(latent))
+            ),
+        )
+        self.d_loss_metric.update_state(d_loss)
+        self.g_loss_metric.update_state(g_loss)
+        return {
+            "d_loss": self.d_loss_metric.result(),
+            "g_loss": self.g_loss_metric.result(),
+        }
+
+
+def gan():
+    real = _rng().normal(size=(16, 4)).astype("float32")
+    z = _rng().normal(size=(4, 2)).astype("float32")
+    model = GAN(4, 2)
+    # Built on latent vectors first: fit would build it by calling it on the
+    # real samples (torch), and a custom train_step leaves it unbuilt (tf).
+    model(z)
+    model.compile(
+        d_optimizer=keras.optimizers.Adam(3e-4),
+        g_optimizer=keras.optimizers.Adam(1e-3),
+        loss_fn=keras.losses.BinaryCrossentropy(from_logits=True),
+    )
+    model.fit(real, epochs=1, batch_size=8, verbose=0)
+    return model, z
+
+
+# ---------------------------------------------------------------------------
 # The whole corpus: name -> builder
 # ---------------------------------------------------------------------------
 
@@ -359,6 +468,7 @@ MODELS = {
     "masked_lstm": masked_lstm,
     "lookup_table": lookup_table,
     "multi_input_dict_output": multi_input_dict_output,
+    "gan": gan,
 }
 
 __all__ = ["MODELS"]
