@@ -886,7 +886,7 @@ class TestRealModels:
 
     def test_verify_names_missing_weights(self):
         """compare_models (save_model(verify=True)) does not call missing weights shared or tied."""
-        from serializable._roundtrip import compare_models
+        from serializable._compare import compare_models
 
         built = Net(4)
         built(np.zeros((1, 3), "float32"))
