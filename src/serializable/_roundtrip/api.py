@@ -1,5 +1,7 @@
-"""`assert_roundtrip`: check the arguments, save every format, run the checks,
-raise one `RoundtripError` listing every problem.
+"""`assert_roundtrip` itself: check the arguments, save, check, give the verdict.
+
+Every format is saved first; then each is checked (`check.py`), and every
+problem found goes into one `RoundtripError`, grouped by format.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""One format: save, load (with Keras or the library), and run every check on
-the reloaded model.
+"""One format: save it, load it, and run every check on the reload.
+
+`_save` and `_load` use Keras or, with `using='serializable'`, the library;
+a failure is reported as a problem, not raised. `api` saves every format
+before it checks any.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""Reloading a saved file in a new Python process (`child.py`), under this
-backend or another, and comparing its outputs with the original's.
+"""The fresh-process check: reload a file in a new Python process and compare.
+
+The new process (`child.py`) imports only the modules that registered the
+saved classes, under this backend or another, and its outputs are compared
+with the original's.
 """
 
 from __future__ import annotations

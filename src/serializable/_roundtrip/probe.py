@@ -1,5 +1,6 @@
-"""Turning any object `assert_roundtrip` accepts into a model both formats can
-hold: a layer is wrapped, a loss, metric, initializer, regularizer,
+"""Any object `assert_roundtrip` accepts, as a model both formats can hold.
+
+A layer is wrapped in a model; a loss, metric, initializer, regularizer,
 constraint, schedule or optimizer is embedded in a small compiled model.
 """
 

@@ -1,6 +1,4 @@
-"""What `assert_roundtrip` found: one `FormatReport` per format, and the
-`RoundtripReport` a passing call returns.
-"""
+"""What `assert_roundtrip` found: a `FormatReport` per format, a `RoundtripReport`."""
 
 from __future__ import annotations
 

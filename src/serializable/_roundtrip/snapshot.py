@@ -1,6 +1,4 @@
-"""The original model's optimizer and random-seed state, taken after saving and
-put back after the checks that train or evaluate it.
-"""
+"""The original's optimizer and random-seed state, put back after the checks."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Compile state, optimizer state and one identical training step: the checks
-that need the model to be compiled.
-"""
+"""The checks of a compiled model: compile state, optimizer, one training step."""
 
 from __future__ import annotations
 
