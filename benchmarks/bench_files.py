@@ -441,7 +441,7 @@ DETAILS = (
         "serializable/_files.py",
         "_load",
     ),
-    ("compare_models", "serializable/_roundtrip.py", "compare_models"),
+    ("compare_models", "serializable/_compare.py", "compare_models"),
     *LOAD_PHASES,
     (
         "_inspect._keras_weight_shapes",

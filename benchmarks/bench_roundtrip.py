@@ -288,14 +288,14 @@ def print_model(params: int) -> None:
 PHASES = (
     ("save (Model.save)", "keras/src/models/model.py", "save"),
     ("load (keras.models.load_model)", "keras/src/saving/saving_api.py", "load_model"),
-    ("outputs (original + reloaded called)", "serializable/_roundtrip.py", "_predict"),
-    ("configs", "serializable/_roundtrip.py", "_check_configs"),
-    ("config completeness", "serializable/_roundtrip.py", "_check_config_completeness"),
-    ("weights", "serializable/_roundtrip.py", "_check_weights"),
-    ("compile state", "serializable/_roundtrip.py", "_check_compile"),
-    ("optimizer state", "serializable/_roundtrip.py", "_check_optimizer"),
-    ("training step", "serializable/_roundtrip.py", "_check_training_step"),
-    ("fresh process", "serializable/_roundtrip.py", "_check_fresh_process"),
+    ("outputs (original + reloaded called)", "serializable/_compare.py", "_predict"),
+    ("configs", "serializable/_compare.py", "_check_configs"),
+    ("config completeness", "serializable/_compare.py", "_check_config_completeness"),
+    ("weights", "serializable/_compare.py", "_check_weights"),
+    ("compile state", "serializable/_roundtrip/training.py", "_check_compile"),
+    ("optimizer state", "serializable/_roundtrip/training.py", "_check_optimizer"),
+    ("training step", "serializable/_roundtrip/training.py", "_check_training_step"),
+    ("fresh process", "serializable/_roundtrip/fresh.py", "_check_fresh_process"),
 )
 EXTRAS = (("get_config calls (all classes)", "", "get_config"),)
 

@@ -201,7 +201,7 @@ def test_roundtrip_accepts_renumbered_nested_layer_names(tmp_path):
 
 def test_roundtrip_compares_slots_of_subclassed_models(tmp_path):
     """Optimizer slots are compared even when a reloaded subclassed model's variable paths, and so its slot names, differ from the original's."""
-    from serializable import _roundtrip
+    from serializable._roundtrip import training
 
     model, x, _ = _trained_two_blocks()
     path = serializable.save_model(model, tmp_path / "model.keras")
@@ -209,12 +209,12 @@ def test_roundtrip_compares_slots_of_subclassed_models(tmp_path):
     slots = [v.path for v in restored.optimizer.variables]
     assert slots != [v.path for v in model.optimizer.variables]  # what broke it
     problems: list[str] = []
-    _roundtrip._check_optimizer(model, restored, problems)
+    training._check_optimizer(model, restored, problems)
     assert problems == []
 
     last = restored.optimizer.variables[-1]  # the head bias's second moment
     last.assign(np.asarray(keras.ops.convert_to_numpy(last)) + 1.0)
-    _roundtrip._check_optimizer(model, restored, problems)
+    training._check_optimizer(model, restored, problems)
     assert len(problems) == 1, problems
     assert "optimizer variable" in problems[0] and "differs" in problems[0]
     assert model.optimizer.variables[-1].path in problems[0]

@@ -413,7 +413,7 @@ class TestBackends:
 
     def test_missing_backend_skips_after_other_checks(self, tmp_path, monkeypatch):
         """A backend that is not installed turns a passing check into a skip that says so."""
-        from serializable._roundtrip import _BACKEND_PACKAGES
+        from serializable._roundtrip.api import _BACKEND_PACKAGES
         from serializable.testing import BackendNotInstalled
 
         monkeypatch.setitem(_BACKEND_PACKAGES, "torch", ("no_such_torch", "torch"))
@@ -430,7 +430,7 @@ class TestBackends:
 
     def test_missing_backend_does_not_hide_failures(self, tmp_path, monkeypatch):
         """Problems are still raised as RoundtripError when a backend is missing."""
-        from serializable._roundtrip import _BACKEND_PACKAGES
+        from serializable._roundtrip.api import _BACKEND_PACKAGES
 
         monkeypatch.setitem(_BACKEND_PACKAGES, "torch", ("no_such_torch", "torch"))
         layer = Normalizer(name="norm")
@@ -886,7 +886,7 @@ class TestRealModels:
 
     def test_verify_names_missing_weights(self):
         """compare_models (save_model(verify=True)) does not call missing weights shared or tied."""
-        from serializable._roundtrip import compare_models
+        from serializable._compare import compare_models
 
         built = Net(4)
         built(np.zeros((1, 3), "float32"))

@@ -56,6 +56,7 @@ __all__ = [
     "MissingClassError",
     "ModelFileError",
     "RegistrationError",
+    "RoundtripError",
     "SerializableError",
     "UnknownConfigKeyError",
     "UnserializableArgumentError",
@@ -118,3 +119,29 @@ class FormatLimitError(SerializableError, ValueError):
     Raised at save time, before anything is written; the message says what and
     suggests the `.keras` format.
     """
+
+
+class RoundtripError(AssertionError):
+    """A saved and reloaded object differs from the original.
+
+    An `AssertionError`, so pytest reports it like any failed assert. The
+    message lists every problem found, grouped by format; `problems` holds
+    them as a dict `{format: [message, ...]}`.
+    """
+
+    def __init__(self, message: str, problems: dict[str, list[str]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+def innermost(err: BaseException) -> str:
+    """The root cause of a chain: Keras wraps the missing class in generic text."""
+    seen = set()
+    while True:
+        nxt = err.__cause__ or err.__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(err))
+        err = nxt
+    text = str(err).split(" Full object config:")[0]
+    return f"{type(err).__name__}: {text}"

@@ -26,7 +26,14 @@ import keras
 import numpy as np
 
 from . import _guard, _h5, _inspect, _keras2, _keras_compat, _savecheck
-from ._errors import MissingClassError, ModelFileError, SerializableError
+from ._compare import compare_models
+from ._errors import (
+    MissingClassError,
+    ModelFileError,
+    RoundtripError,
+    SerializableError,
+    innermost,
+)
 
 __all__ = ["load_model", "save_model"]
 
@@ -335,8 +342,6 @@ def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
     `include_optimizer` the reloaded model is still compiled from the file's
     training configuration, so one that cannot be rebuilt fails here.
     """
-    from ._roundtrip import RoundtripError, compare_models
-
     restored = _load_file(path, include_optimizer, None, optimizer_state=False)
     problems = compare_models(model, restored)
     if problems:
@@ -550,14 +555,14 @@ def _load(
     except OSError as err:  # h5py: a checksum or a truncated dataset
         message = (
             f"Cannot load {str(path)!r}: expected a complete {contents.format} model "
-            f"file. Received: {_innermost(err)} while reading its data. The file is "
+            f"file. Received: {innermost(err)} while reading its data. The file is "
             "truncated or corrupted; save or copy it again."
         )
         raise ModelFileError(message) from err
     except Exception as err:
         message = (
             f"Cannot load {str(path)!r}: expected a model Keras can rebuild from "
-            f"this {contents.format} file. Received: {_innermost(err)}. If the file "
+            f"this {contents.format} file. Received: {innermost(err)}. If the file "
             "was written by other code, check its classes with `serializable "
             "inspect`."
         )
@@ -685,7 +690,7 @@ def _load_keras2(
     except Exception as err:
         message = (
             f"Cannot load {str(path)!r}: expected a Keras 2 model Keras 3 can "
-            f"rebuild once translated. Received: {_innermost(err)}. See "
+            f"rebuild once translated. Received: {innermost(err)}. See "
             f"{_keras2.DOCS} for what cannot be translated."
         )
         raise ModelFileError(message) from err
@@ -741,9 +746,3 @@ def _check_classes(
             "loading (the file does not record where they lived)."
         )
     raise MissingClassError("\n".join(lines), missing)
-
-
-def _innermost(err: BaseException) -> str:
-    from ._roundtrip import _innermost as innermost
-
-    return innermost(err)

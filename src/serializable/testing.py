@@ -63,6 +63,6 @@ def synthesize_inputs(model: Any, seed: int = 0, batch: int = 4) -> Any:
     assert synthesize_inputs(model).shape == (4, 5)
     ```
     """
-    from ._roundtrip import synthesize_inputs as _synthesize
+    from ._compare import synthesize_inputs as _synthesize
 
     return _synthesize(model, np.random.default_rng(seed), batch)
