@@ -154,7 +154,19 @@ def _check_format(
     if got is not None:
         _compare_outputs(expected, got, atol, rtol, problems)
         report.checked.append("outputs")
-    if model.compiled and model.optimizer is not None:
+    if (
+        model.compiled
+        and model.optimizer is not None
+        and getattr(restored, "optimizer", None) is None
+    ):
+        problems.append(
+            f"compile state lost: the model was compiled (optimizer "
+            f"{type(model.optimizer).__name__}), the reload is not: its compile "
+            "arguments were not saved or could not be applied (a custom "
+            "compile() that takes other arguments is not recorded by Keras). "
+            "Compile the reloaded model again before training"
+        )
+    elif model.compiled and model.optimizer is not None:
         if targets is None:
             targets = _targets_like(expected, model, rng)
         state.reset_seeds(model, restored)
