@@ -115,6 +115,7 @@ def ctc_decode(
     token_top_k: int | None = None,
     token_min_log_prob: float | None = None,
     beam_threshold: float | None = None,
+    keep_greedy: bool | None = None,
     exact_scores: bool = False,
 ) -> tuple[Any, Any]:
     """Decode CTC outputs into label sequences, with any blank index.
@@ -160,6 +161,12 @@ def ctc_decode(
         beam_threshold: NumPy beam search: drop prefixes more than this many
             nats below the best one (flashlight's `beam_threshold`). None:
             keep `beam_width`.
+        keep_greedy: NumPy beam search: also score the greedy labelling and
+            return it first where it is more probable than the best beam's
+            (a prefix beam search alone can miss it on peaked outputs).
+            None (default): the decoder's own behaviour, which is True for
+            the NumPy decoder; TensorFlow's native decoder never does this,
+            so True selects the NumPy decoder under `"auto"`.
         exact_scores: NumPy beam search: score each returned labelling by its
             exact log-probability (forward algorithm) instead of the beam's
             lower bound.
@@ -203,6 +210,7 @@ def ctc_decode(
         "ctc_decode",
         pruning=(token_top_k, token_min_log_prob, beam_threshold),
         exact_scores=exact_scores,
+        keep_greedy=keep_greedy,
     )
 
 
@@ -220,12 +228,19 @@ def _ctc_decode(
     where: str,
     pruning: tuple[Any, Any, Any] = (None, None, None),
     exact_scores: bool = False,
+    keep_greedy: bool | None = None,
+    numpy_in_graph: bool = False,
 ) -> tuple[Any, Any]:
     _check_settings(
         strategy, beam_width, top_paths, merge_repeated, implementation, where
     )
     _check_pruning(*pruning, where)
-    numpy_only = exact_scores or any(value is not None for value in pruning)
+    _check_keep_greedy(keep_greedy, where)
+    numpy_only = (
+        exact_scores
+        or keep_greedy is True
+        or any(value is not None for value in pruning)
+    )
     y_pred = ops.convert_to_tensor(y_pred)
     check_y_pred_rank(y_pred, where)
     num_classes = y_pred.shape[-1]
@@ -262,9 +277,9 @@ def _ctc_decode(
         implementation = "native" if native else "numpy"
     if implementation == "native" and numpy_only:
         message = (
-            f"{where}: token_top_k, token_min_log_prob, beam_threshold and "
-            "exact_scores are settings of the NumPy beam search, which "
-            "TensorFlow's native decoder does not have. Received: "
+            f"{where}: token_top_k, token_min_log_prob, beam_threshold, "
+            "keep_greedy=True and exact_scores are settings of the NumPy beam "
+            "search, which TensorFlow's native decoder does not have. Received: "
             "implementation='native' with one of them set. Use "
             "implementation='auto' or 'numpy', or leave them at their defaults."
         )
@@ -282,6 +297,37 @@ def _ctc_decode(
             log_probs, input_length, beam_width, top_paths, blank
         )
         return ops.cast(paths, "int32"), ops.cast(scores, "float32")
+    token_top_k, token_min_log_prob, beam_threshold = pruning
+
+    def run(log_probs_np: np.ndarray, lengths_np: np.ndarray) -> tuple:
+        paths_np, scores_np = ctc_beam_search_numpy(
+            log_probs_np,
+            lengths_np,
+            beam_width,
+            top_paths,
+            blank,
+            token_top_k=token_top_k,
+            token_min_log_prob=token_min_log_prob,
+            beam_threshold=beam_threshold,
+            keep_greedy=True if keep_greedy is None else keep_greedy,
+            exact_scores=exact_scores,
+        )
+        return paths_np, scores_np
+
+    if (
+        numpy_in_graph
+        and tensorflow_ops.available()
+        and tensorflow_ops.is_symbolic(log_probs)
+    ):
+        # CTCDecoder in model.predict on TensorFlow: a plain graph (the layer
+        # opts out of XLA), so the NumPy decoder runs as a graph op.
+        paths, scores = tensorflow_ops.numpy_function(
+            run,
+            [log_probs, input_length],
+            ["int32", "float32"],
+            [(top_paths, None, log_probs.shape[1]), (None, top_paths)],
+        )
+        return paths, scores
     try:
         log_probs_np = ops.convert_to_numpy(log_probs)
         lengths_np = ops.convert_to_numpy(input_length)
@@ -293,18 +339,7 @@ def _ctc_decode(
             "model with jit_compile=False), or use strategy='greedy'."
         )
         raise ValueError(message) from err
-    token_top_k, token_min_log_prob, beam_threshold = pruning
-    paths_np, scores_np = ctc_beam_search_numpy(
-        log_probs_np,
-        lengths_np,
-        beam_width,
-        top_paths,
-        blank,
-        token_top_k=token_top_k,
-        token_min_log_prob=token_min_log_prob,
-        beam_threshold=beam_threshold,
-        exact_scores=exact_scores,
-    )
+    paths_np, scores_np = run(log_probs_np, lengths_np)
     return ops.convert_to_tensor(paths_np), ops.convert_to_tensor(scores_np)
 
 
@@ -368,6 +403,16 @@ def _check_pruning(
                 f"{'-10.0' if name == 'token_min_log_prob' else '25.0'}, or None."
             )
             raise ValueError(message)
+
+
+def _check_keep_greedy(keep_greedy: Any, where: str) -> None:
+    if keep_greedy is not None and not isinstance(keep_greedy, (bool, np.bool_)):
+        message = (
+            f"{where} argument 'keep_greedy' must be None (the decoder's "
+            f"default), True or False. Received: keep_greedy={keep_greedy!r}. "
+            "Pass a bool, or leave it out."
+        )
+        raise ValueError(message)
 
 
 def ctc_beam_search_numpy(
@@ -739,7 +784,20 @@ class CTCDecoder(SerializableLayer, package="serializable"):
             Keras 2's convention).
         from_logits: inputs are logits (True) or softmax outputs (False).
         merge_repeated: greedy only: merge repeated classes (the CTC rule).
+        token_top_k: beam search: try at most this many classes per frame.
+        token_min_log_prob: beam search: do not try classes below this
+            log-probability in their frame (the frame's best always is).
+        beam_threshold: beam search: drop prefixes this many nats below the
+            best.
+        keep_greedy: beam search: return the greedy labelling first where it
+            is more probable than the best beam's (None: the decoder's
+            default).
         **kwargs: `name`, `dtype`, `trainable` as for any layer.
+
+    The four beam-search settings are those of `ctc_decode` (None: off);
+    setting any of them (or `keep_greedy=True`) runs the NumPy decoder, also
+    on TensorFlow (inside `predict` as a `tf.numpy_function`: such a model
+    cannot be exported as a TensorFlow SavedModel).
 
     Example:
 
@@ -762,12 +820,22 @@ class CTCDecoder(SerializableLayer, package="serializable"):
         blank_index: int = 0,
         from_logits: bool = True,
         merge_repeated: bool = True,
+        token_top_k: int | None = None,
+        token_min_log_prob: float | None = None,
+        beam_threshold: float | None = None,
+        keep_greedy: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         _check_settings(
             strategy, beam_width, top_paths, merge_repeated, "auto", "CTCDecoder"
         )
+        _check_pruning(token_top_k, token_min_log_prob, beam_threshold, "CTCDecoder")
+        _check_keep_greedy(keep_greedy, "CTCDecoder")
+        self.token_top_k = token_top_k
+        self.token_min_log_prob = token_min_log_prob
+        self.beam_threshold = beam_threshold
+        self.keep_greedy = keep_greedy
         self.strategy = strategy
         self.beam_width = beam_width
         self.top_paths = top_paths
@@ -794,6 +862,9 @@ class CTCDecoder(SerializableLayer, package="serializable"):
             self.merge_repeated,
             "auto",
             f"CTCDecoder '{self.name}'",
+            pruning=(self.token_top_k, self.token_min_log_prob, self.beam_threshold),
+            keep_greedy=self.keep_greedy,
+            numpy_in_graph=True,
         )
         if self.top_paths == 1:
             return paths[0]
