@@ -619,6 +619,25 @@ class TestPruning:
         _, beam_scores = ctc_beam_search_numpy(logits, lengths, 6, 3, 0)
         assert np.all(scores[:, 0] >= beam_scores[:, 0] - 1e-4)
 
+    def test_forward_scores_match_exhaustive_sums(self, rng):
+        """The (banded) forward algorithm behind keep_greedy/exact_scores sums every alignment.
+
+        Rows of different lengths share one pass; labellings too long for
+        their row, with repeats, and empty ones included.
+        """
+        from serializable._ctc_decode import _labelling_log_prob
+
+        lp = log_softmax(rng.normal(size=(6, 5, 3)) * 2)
+        lengths = np.array([5, 4, 3, 1, 0, 5])
+        labels = np.array(
+            [[1, 2, 1], [2, 2, -1], [1, 1, 2], [1, 2, -1], [-1, -1, -1], [2, -1, -1]]
+        )
+        got = _labelling_log_prob(lp, lengths, labels, 0)
+        for b in range(6):
+            table = dict(exhaustive_labellings(lp[b], lengths[b], 0))
+            expected = table.get(tuple(unpad(labels[b])), -np.inf)
+            assert got[b] == pytest.approx(expected, abs=1e-9)
+
     def test_through_ctc_decode(self, rng):
         """ctc_decode passes the settings to the NumPy decoder, on every backend."""
         logits = rng.normal(size=(3, 15, 5)).astype("float32")
