@@ -386,6 +386,11 @@ class TestValidation:
         with pytest.raises(ValueError, match=r"CTCDecoder.*top_paths"):
             CTCDecoder(strategy="beam_search", beam_width=2, top_paths=3)
 
+        with pytest.raises(ValueError, match=r"CTCDecoder argument 'token_top_k'"):
+            CTCDecoder(strategy="beam_search", token_top_k=0)
+        with pytest.raises(ValueError, match=r"CTCDecoder argument 'keep_greedy'"):
+            CTCDecoder(strategy="beam_search", keep_greedy="yes")
+
 
 def inference_model(strategy, blank_index=0, top_paths=1, steps=12, classes=6):
     frames = keras.Input((steps, 8))
@@ -428,6 +433,38 @@ class TestCTCDecoder:
             8,
         )
         np.testing.assert_array_equal(restored.predict(frames, verbose=0), expected)
+
+    PRUNING = {
+        "token_top_k": 1,
+        "token_min_log_prob": -1.0,
+        "beam_threshold": 2.0,
+        "keep_greedy": False,
+    }
+
+    def test_pruning_settings_round_trip(self, rng, fmt, reload):
+        """The beam-search pruning settings are saved, reloaded and used, as in ctc_decode."""
+        logits_in = keras.Input((15, 6))
+        labels = CTCDecoder(
+            strategy="beam_search", beam_width=5, top_paths=2, **self.PRUNING
+        )(logits_in)
+        model = keras.Model(logits_in, labels)
+        logits = (rng.normal(size=(4, 15, 6)) * 3).astype("float32")
+        expected, _ = ctc_decode(
+            logits, strategy="beam_search", beam_width=5, top_paths=2, **self.PRUNING
+        )
+        expected = np.transpose(np.asarray(expected), (1, 0, 2))
+        unpruned, _ = ctc_decode(
+            logits, strategy="beam_search", beam_width=5, top_paths=2
+        )
+        # The settings prune something here, so using them is observable.
+        assert not np.array_equal(expected, np.transpose(unpruned, (1, 0, 2)))
+        np.testing.assert_array_equal(model.predict(logits, verbose=0), expected)
+        restored = reload(model)
+        layer = restored.layers[-1]
+        assert {name: getattr(layer, name) for name in self.PRUNING} == self.PRUNING
+        assert {k: layer.get_config()[k] for k in self.PRUNING} == self.PRUNING
+        np.testing.assert_array_equal(restored.predict(logits, verbose=0), expected)
+        np.testing.assert_array_equal(np.asarray(layer(logits)), expected)
 
     def test_outputs_equal_ctc_decode(self, rng):
         """The layer returns ctc_decode's paths, batch first."""
@@ -582,6 +619,25 @@ class TestPruning:
         _, beam_scores = ctc_beam_search_numpy(logits, lengths, 6, 3, 0)
         assert np.all(scores[:, 0] >= beam_scores[:, 0] - 1e-4)
 
+    def test_forward_scores_match_exhaustive_sums(self, rng):
+        """The (banded) forward algorithm behind keep_greedy/exact_scores sums every alignment.
+
+        Rows of different lengths share one pass; labellings too long for
+        their row, with repeats, and empty ones included.
+        """
+        from serializable._ctc_decode import _labelling_log_prob
+
+        lp = log_softmax(rng.normal(size=(6, 5, 3)) * 2)
+        lengths = np.array([5, 4, 3, 1, 0, 5])
+        labels = np.array(
+            [[1, 2, 1], [2, 2, -1], [1, 1, 2], [1, 2, -1], [-1, -1, -1], [2, -1, -1]]
+        )
+        got = _labelling_log_prob(lp, lengths, labels, 0)
+        for b in range(6):
+            table = dict(exhaustive_labellings(lp[b], lengths[b], 0))
+            expected = table.get(tuple(unpad(labels[b])), -np.inf)
+            assert got[b] == pytest.approx(expected, abs=1e-9)
+
     def test_through_ctc_decode(self, rng):
         """ctc_decode passes the settings to the NumPy decoder, on every backend."""
         logits = rng.normal(size=(3, 15, 5)).astype("float32")
@@ -605,6 +661,26 @@ class TestPruning:
         np.testing.assert_array_equal(np.asarray(paths), expected[0])
         np.testing.assert_allclose(np.asarray(scores), expected[1], rtol=1e-6)
 
+    def test_keep_greedy_through_ctc_decode(self):
+        """ctc_decode's keep_greedy reaches the NumPy decoder (True selects it on TensorFlow)."""
+        logits = peaked_logits(1, batch=32, steps=60)
+        lengths = np.full(32, 60)
+        results = []
+        for keep, implementation in ((True, "auto"), (False, "numpy")):
+            paths, _ = ctc_decode(
+                logits.astype("float32"),
+                strategy="beam_search",
+                beam_width=4,
+                keep_greedy=keep,
+                implementation=implementation,
+            )
+            expected, _ = ctc_beam_search_numpy(
+                logits.astype("float32"), lengths, 4, 1, 0, keep_greedy=keep
+            )
+            np.testing.assert_array_equal(np.asarray(paths), expected)
+            results.append(expected)
+        assert not np.array_equal(*results)  # the setting matters on this data
+
     @pytest.mark.parametrize(
         "kwargs, match",
         [
@@ -612,6 +688,7 @@ class TestPruning:
             ({"token_top_k": 2.0}, "'token_top_k' must be None"),
             ({"token_min_log_prob": "x"}, "'token_min_log_prob' must be None"),
             ({"beam_threshold": -1.0}, "'beam_threshold' must be None"),
+            ({"keep_greedy": 1}, "'keep_greedy' must be None"),
         ],
     )
     def test_bad_settings(self, kwargs, match):

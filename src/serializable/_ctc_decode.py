@@ -33,9 +33,8 @@ from ._ctc import EPSILON, _lengths, _resolve_blank, check_y_pred_rank
 STRATEGIES = ("greedy", "beam_search")
 IMPLEMENTATIONS = ("auto", "native", "numpy")
 
-# Odd 64-bit multipliers for the prefix hash (golden ratio; splitmix64).
+# Odd 64-bit multiplier for the prefix hash (the golden ratio's).
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-_SENTINEL_MULTIPLIER = np.uint64(0xBF58476D1CE4E5B9)
 
 
 def _check_settings(
@@ -116,6 +115,7 @@ def ctc_decode(
     token_top_k: int | None = None,
     token_min_log_prob: float | None = None,
     beam_threshold: float | None = None,
+    keep_greedy: bool | None = None,
     exact_scores: bool = False,
 ) -> tuple[Any, Any]:
     """Decode CTC outputs into label sequences, with any blank index.
@@ -161,6 +161,12 @@ def ctc_decode(
         beam_threshold: NumPy beam search: drop prefixes more than this many
             nats below the best one (flashlight's `beam_threshold`). None:
             keep `beam_width`.
+        keep_greedy: NumPy beam search: also score the greedy labelling and
+            return it first where it is more probable than the best beam's
+            (a prefix beam search alone can miss it on peaked outputs).
+            None (default): the decoder's own behaviour, which is True for
+            the NumPy decoder; TensorFlow's native decoder never does this,
+            so True selects the NumPy decoder under `"auto"`.
         exact_scores: NumPy beam search: score each returned labelling by its
             exact log-probability (forward algorithm) instead of the beam's
             lower bound.
@@ -204,6 +210,7 @@ def ctc_decode(
         "ctc_decode",
         pruning=(token_top_k, token_min_log_prob, beam_threshold),
         exact_scores=exact_scores,
+        keep_greedy=keep_greedy,
     )
 
 
@@ -221,12 +228,19 @@ def _ctc_decode(
     where: str,
     pruning: tuple[Any, Any, Any] = (None, None, None),
     exact_scores: bool = False,
+    keep_greedy: bool | None = None,
+    numpy_in_graph: bool = False,
 ) -> tuple[Any, Any]:
     _check_settings(
         strategy, beam_width, top_paths, merge_repeated, implementation, where
     )
     _check_pruning(*pruning, where)
-    numpy_only = exact_scores or any(value is not None for value in pruning)
+    _check_keep_greedy(keep_greedy, where)
+    numpy_only = (
+        exact_scores
+        or keep_greedy is True
+        or any(value is not None for value in pruning)
+    )
     y_pred = ops.convert_to_tensor(y_pred)
     check_y_pred_rank(y_pred, where)
     num_classes = y_pred.shape[-1]
@@ -263,9 +277,9 @@ def _ctc_decode(
         implementation = "native" if native else "numpy"
     if implementation == "native" and numpy_only:
         message = (
-            f"{where}: token_top_k, token_min_log_prob, beam_threshold and "
-            "exact_scores are settings of the NumPy beam search, which "
-            "TensorFlow's native decoder does not have. Received: "
+            f"{where}: token_top_k, token_min_log_prob, beam_threshold, "
+            "keep_greedy=True and exact_scores are settings of the NumPy beam "
+            "search, which TensorFlow's native decoder does not have. Received: "
             "implementation='native' with one of them set. Use "
             "implementation='auto' or 'numpy', or leave them at their defaults."
         )
@@ -283,6 +297,37 @@ def _ctc_decode(
             log_probs, input_length, beam_width, top_paths, blank
         )
         return ops.cast(paths, "int32"), ops.cast(scores, "float32")
+    token_top_k, token_min_log_prob, beam_threshold = pruning
+
+    def run(log_probs_np: np.ndarray, lengths_np: np.ndarray) -> tuple:
+        paths_np, scores_np = ctc_beam_search_numpy(
+            log_probs_np,
+            lengths_np,
+            beam_width,
+            top_paths,
+            blank,
+            token_top_k=token_top_k,
+            token_min_log_prob=token_min_log_prob,
+            beam_threshold=beam_threshold,
+            keep_greedy=True if keep_greedy is None else keep_greedy,
+            exact_scores=exact_scores,
+        )
+        return paths_np, scores_np
+
+    if (
+        numpy_in_graph
+        and tensorflow_ops.available()
+        and tensorflow_ops.is_symbolic(log_probs)
+    ):
+        # CTCDecoder in model.predict on TensorFlow: a plain graph (the layer
+        # opts out of XLA), so the NumPy decoder runs as a graph op.
+        paths, scores = tensorflow_ops.numpy_function(
+            run,
+            [log_probs, input_length],
+            ["int32", "float32"],
+            [(top_paths, None, log_probs.shape[1]), (None, top_paths)],
+        )
+        return paths, scores
     try:
         log_probs_np = ops.convert_to_numpy(log_probs)
         lengths_np = ops.convert_to_numpy(input_length)
@@ -294,18 +339,7 @@ def _ctc_decode(
             "model with jit_compile=False), or use strategy='greedy'."
         )
         raise ValueError(message) from err
-    token_top_k, token_min_log_prob, beam_threshold = pruning
-    paths_np, scores_np = ctc_beam_search_numpy(
-        log_probs_np,
-        lengths_np,
-        beam_width,
-        top_paths,
-        blank,
-        token_top_k=token_top_k,
-        token_min_log_prob=token_min_log_prob,
-        beam_threshold=beam_threshold,
-        exact_scores=exact_scores,
-    )
+    paths_np, scores_np = run(log_probs_np, lengths_np)
     return ops.convert_to_tensor(paths_np), ops.convert_to_tensor(scores_np)
 
 
@@ -371,6 +405,16 @@ def _check_pruning(
             raise ValueError(message)
 
 
+def _check_keep_greedy(keep_greedy: Any, where: str) -> None:
+    if keep_greedy is not None and not isinstance(keep_greedy, (bool, np.bool_)):
+        message = (
+            f"{where} argument 'keep_greedy' must be None (the decoder's "
+            f"default), True or False. Received: keep_greedy={keep_greedy!r}. "
+            "Pass a bool, or leave it out."
+        )
+        raise ValueError(message)
+
+
 def ctc_beam_search_numpy(
     log_probs: np.ndarray,
     input_length: np.ndarray,
@@ -387,11 +431,13 @@ def ctc_beam_search_numpy(
     """CTC prefix beam search in NumPy, vectorized over batch and beams.
 
     Each step scores, for every beam, "stay" (a blank, or a repeat of its last
-    label) and "extend by class c" for every non-blank c it tries; candidates
-    that are the same prefix are merged by sorting their 64-bit prefix hashes
-    and summing probabilities per (sample, hash) group; the best `beam_width`
-    groups survive. Parent pointers and appended labels are kept per step and
-    followed back at the end, so no prefix is ever stored as a sequence.
+    label) and "extend by class c" for every non-blank c it tries. The only
+    candidates that can be the same prefix are "beam i extended by c" and the
+    stay of the beam j whose prefix is i's plus c; they are found by comparing
+    64-bit hashes (of each prefix, and of each prefix without its last label)
+    and merged into j's stay. The best `beam_width` candidates survive; only
+    those get new hashes. Parent pointers and appended labels are kept per
+    step and followed back at the end, so no prefix is stored as a sequence.
 
     Pruning (all off by default, which is the exact prefix beam search):
 
@@ -455,15 +501,21 @@ def ctc_beam_search_numpy(
     beam_ids = np.broadcast_to(np.arange(beams), (batch, beams))
     label_ids = np.arange(width, dtype=np.uint64) + np.uint64(1)
     all_classes = np.broadcast_to(np.arange(width), (batch, width))
+    beam_offset = rows * beams
+    class_offset = rows * width
+    shortest = int(lengths.min(initial=steps))
+    neg_inf = np.full((batch, beams), -np.inf)
+    no_label = np.full((batch, beams), -1, dtype=np.int64)
 
-    p_blank = np.full((batch, beams), -np.inf)
+    p_blank = neg_inf.copy()
     p_blank[:, 0] = 0.0  # the empty prefix
-    p_label = np.full((batch, beams), -np.inf)
+    p_label = neg_inf.copy()
     prefix_hash = np.zeros((batch, beams), dtype=np.uint64)
-    last = np.full((batch, beams), -1, dtype=np.int64)
+    # The hash of each prefix without its last label (unused for the empty one).
+    parent_hash = np.zeros((batch, beams), dtype=np.uint64)
+    last = no_label.copy()
     parents = np.empty((steps, batch, beams), dtype=np.int64)
     appended = np.empty((steps, batch, beams), dtype=np.int64)
-    no_label = np.full((batch, beams), -1, dtype=np.int64)
 
     for t in range(steps):
         active = (t < lengths)[:, None]
@@ -473,78 +525,75 @@ def ctc_beam_search_numpy(
             k, chosen_classes, chosen_lp = width, all_classes, frame
         else:
             chosen_classes = np.argpartition(-frame, k - 1, axis=1)[:, :k]
-            chosen_lp = np.take_along_axis(frame, chosen_classes, axis=1)
+            chosen_lp = frame.ravel()[chosen_classes + class_offset]
             if token_min_log_prob is not None:
                 best_lp = frame.max(axis=1, keepdims=True)
                 keep = (chosen_lp >= token_min_log_prob) | (chosen_lp == best_lp)
                 chosen_lp = np.where(keep, chosen_lp, -np.inf)
-        candidates = beams * (1 + k)  # K stays, then K * k extensions
-        row_offset = rows * candidates
         total = np.logaddexp(p_blank, p_label)
+        live = total > -np.inf
         stay_blank = total + blank_lp[t][:, None]
-        repeat = np.take_along_axis(frame, np.maximum(last, 0), axis=1)
-        stay_label = np.where(last >= 0, p_label + repeat, -np.inf)
+        has_last = last >= 0
+        repeat = frame.ravel()[np.maximum(last, 0) + class_offset]
+        stay_label = np.where(has_last, p_label + repeat, -np.inf)
         # Extending by the last label needs a blank in between.
-        same = last[:, :, None] == chosen_classes[:, None, :]
-        previous = np.where(same, p_blank[:, :, None], total[:, :, None])
-        ext_label = previous + chosen_lp[:, None, :]
-        mixed = (
-            prefix_hash[:, :, None] * _HASH_MULTIPLIER
-            + label_ids[chosen_classes][:, None, :]
-        )
-        ext_hash = mixed ^ (mixed >> np.uint64(29))
-
-        ext_blank = np.full((batch, beams * k), -np.inf)
-        cand_blank = np.concatenate([stay_blank, ext_blank], axis=1)
-        cand_label = np.concatenate([stay_label, ext_label.reshape(batch, -1)], 1)
-        cand_hash = np.concatenate([prefix_hash, ext_hash.reshape(batch, -1)], 1)
-        dead = np.logaddexp(cand_blank, cand_label) == -np.inf
-        # Dead candidates (probability 0) get unique hashes so they never merge
-        # with a live prefix and lend it their (meaningless) history.
-        sentinel = (
-            np.arange(candidates, dtype=np.uint64) + np.uint64(1)
-        ) * _SENTINEL_MULTIPLIER
-        cand_hash = np.where(dead, sentinel, cand_hash)
-
-        order = (np.argsort(cand_hash, axis=1) + row_offset).ravel()
-        hashes = cand_hash.ravel()[order]
-        starts_mask = np.zeros(batch * candidates, dtype=bool)
-        starts_mask[::candidates] = True
-        starts_mask[1:] |= hashes[1:] != hashes[:-1]
-        starts = np.flatnonzero(starts_mask)
-        group_blank = np.logaddexp.reduceat(cand_blank.ravel()[order], starts)
-        group_label = np.logaddexp.reduceat(cand_label.ravel()[order], starts)
-        score = np.full(batch * candidates, -np.inf)
-        score[starts] = np.logaddexp(group_blank, group_label)
-        score = score.reshape(batch, candidates)
+        same = last[:, :, None] == chosen_classes[:, None, :]  # (B, K, k)
+        ext = np.where(same, p_blank[:, :, None], total[:, :, None])
+        ext += chosen_lp[:, None, :]
+        # The only candidates that are the same prefix: beam i extended by c
+        # and the beam j whose prefix is i's plus c. Merge those into j's stay.
+        match = parent_hash[:, :, None] == prefix_hash[:, None, :]  # (B, j, i)
+        match &= live[:, None, :]
+        match &= (live & has_last)[:, :, None]
+        merges = np.flatnonzero(match.any(axis=2) & same.any(axis=2))
+        if merges.size:
+            b_idx = merges // beams
+            i_idx = match.reshape(batch * beams, beams)[merges].argmax(axis=1)
+            c_idx = same.reshape(batch * beams, k)[merges].argmax(axis=1)
+            moved = ext[b_idx, i_idx, c_idx]
+            ext[b_idx, i_idx, c_idx] = -np.inf
+            flat_stay = stay_label.reshape(-1)
+            flat_stay[merges] = np.logaddexp(flat_stay[merges], moved)
+        candidates = beams * (1 + k)  # K stays, then K * k extensions
+        score = np.empty((batch, candidates))
+        np.logaddexp(stay_blank, stay_label, out=score[:, :beams])
+        score[:, beams:] = ext.reshape(batch, beams * k)
         if beam_threshold is not None:
             floor = score.max(axis=1, keepdims=True) - beam_threshold
-            score = np.where(score >= floor, score, -np.inf)
+            score[score < floor] = -np.inf
 
         best = np.argpartition(score, candidates - beams, axis=1)[:, -beams:]
-        best_score = np.take_along_axis(score, best, axis=1)
-        best = np.take_along_axis(best, np.argsort(-best_score, axis=1), axis=1)
-        chosen = (best + row_offset).ravel()
-        group = np.cumsum(starts_mask)[chosen] - 1
-        live = starts_mask[chosen].reshape(batch, beams)
-        if beam_threshold is not None:
-            live &= np.take_along_axis(score, best, axis=1) > -np.inf
-        source = order[chosen].reshape(batch, beams) - row_offset
+        best += rows * candidates
+        best_score = score.ravel()[best]
+        order = np.argsort(-best_score, axis=1) + beam_offset
+        best_score = best_score.ravel()[order]
+        source = best.ravel()[order] - rows * candidates
+        alive = best_score > -np.inf
         is_stay = source < beams
         parent = np.where(is_stay, source, (source - beams) // k)
-        column = np.maximum(source - beams, 0) % k
-        label = np.where(
-            is_stay, -1, np.take_along_axis(chosen_classes, column, axis=1)
-        )
-
-        new_last = np.where(is_stay, np.take_along_axis(last, parent, axis=1), label)
-        new_blank = np.where(live, group_blank[group].reshape(batch, beams), -np.inf)
-        new_label = np.where(live, group_label[group].reshape(batch, beams), -np.inf)
+        flat_parent = (parent + beam_offset).ravel()
+        column = (source - beams) % k + rows * k
+        label = np.where(is_stay, -1, chosen_classes.ravel()[column])
+        from_hash = prefix_hash.ravel()[flat_parent].reshape(batch, beams)
+        mixed = from_hash * _HASH_MULTIPLIER + label_ids[np.maximum(label, 0)]
+        new_hash = np.where(is_stay, from_hash, mixed ^ (mixed >> np.uint64(29)))
+        stays = [
+            a.ravel()[flat_parent].reshape(batch, beams)
+            for a in (parent_hash, last, stay_blank, stay_label)
+        ]
+        new_parent_hash = np.where(is_stay, stays[0], from_hash)
+        new_last = np.where(is_stay, stays[1], label)
+        new_blank = np.where(is_stay & alive, stays[2], -np.inf)
+        new_label = np.where(alive, np.where(is_stay, stays[3], best_score), -np.inf)
+        if t < shortest:  # every sample is still in its frames
+            p_blank, p_label, last = new_blank, new_label, new_last
+            prefix_hash, parent_hash = new_hash, new_parent_hash
+            parents[t], appended[t] = parent, label
+            continue
         p_blank = np.where(active, new_blank, p_blank)
         p_label = np.where(active, new_label, p_label)
-        prefix_hash = np.where(
-            active, hashes[chosen].reshape(batch, beams), prefix_hash
-        )
+        prefix_hash = np.where(active, new_hash, prefix_hash)
+        parent_hash = np.where(active, new_parent_hash, parent_hash)
         last = np.where(active, new_last, last)
         parents[t] = np.where(active, parent, beam_ids)
         appended[t] = np.where(active, label, no_label)
@@ -608,23 +657,39 @@ def _labelling_log_prob(
     ext[:, 1::2] = np.where(labels[:, :width] >= 0, labels[:, :width], blank)
     states = ext.shape[1]
     # A skip from s - 2 to s is allowed onto a label that differs from s - 2.
-    skip = np.zeros((rows, states), dtype=bool)
-    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
-    alpha = np.full((rows, states), -np.inf)
-    alpha[:, 0] = 0.0  # no frame yet: only the empty prefix (state 0)
-    first = np.full((rows, states), -np.inf)
-    first[:, :2] = 0.0  # frame 0 starts in the first blank or the first label
-    gap = np.full((rows, 2), -np.inf)
-    for t in range(steps):
-        emit = np.take_along_axis(x[:, t], ext, axis=1)
+    skip_cost = np.full((rows, states), -np.inf)
+    skip_cost[:, 2:] = np.where(
+        (ext[:, 2:] == blank) | (ext[:, 2:] == ext[:, :-2]), -np.inf, 0.0
+    )
+    flat_x = np.ascontiguousarray(x).reshape(-1)
+    emit_index = ext + (np.arange(rows) * (steps * x.shape[2]))[:, None]
+    # alpha lives in columns 2.. of a buffer whose first two columns stay
+    # -inf, so "one state back" and "two back" are views, not copies.
+    buffer = np.full((rows, states + 2), -np.inf)
+    alpha = buffer[:, 2:]
+    alpha[:, :2] = 0.0  # frame 0 starts in the first blank or the first label
+    # Only states in a band matter at frame t: those reachable by then (at
+    # most 2t + 1) and those that can still reach a final state of a row
+    # that is still running (at least 2U - 1 - 2 (L - 1 - t)); the band's low
+    # edge rises by 2 a frame, so every state it reads was updated.
+    need = 2 * label_count - 1 - 2 * (lengths - 1)
+    shortest = int(lengths.min(initial=steps))
+    for t in range(min(steps, int(lengths.max(initial=0)))):
+        running = t < lengths
+        low = max(int(need[running].min()) + 2 * t, 0)
+        high = min(states, 2 * t + 2)
         if t == 0:
-            moved = first
+            moved = alpha[:, low:high].copy()
         else:
-            one = np.concatenate([gap[:, :1], alpha[:, :-1]], axis=1)
-            two = np.concatenate([gap, alpha[:, :-2]], axis=1)
-            two = np.where(skip, two, -np.inf)
-            moved = np.logaddexp(np.logaddexp(alpha, one), two)
-        alpha = np.where((t < lengths)[:, None], moved + emit, alpha)
+            moved = np.logaddexp(
+                buffer[:, low + 2 : high + 2], buffer[:, low + 1 : high + 1]
+            )
+            np.logaddexp(moved, buffer[:, low:high] + skip_cost[:, low:high], out=moved)
+        moved += flat_x[emit_index[:, low:high] + t * x.shape[2]]
+        if t < shortest:
+            alpha[:, low:high] = moved
+        else:
+            alpha[:, low:high] = np.where(running[:, None], moved, alpha[:, low:high])
     end = 2 * label_count
     last_blank = np.take_along_axis(alpha, end[:, None], axis=1)[:, 0]
     last_label = np.take_along_axis(alpha, np.maximum(end - 1, 0)[:, None], axis=1)
@@ -659,20 +724,25 @@ def _keep_greedy(
         return paths, scores
     sub = x[rescored]
     sub_lengths = lengths[rescored]
+    # One forward pass over the greedy labellings and the beams' (all of
+    # them for exact_scores, else the best), stacked as rows.
+    beam_rows = top_paths if exact_scores else 1
+    stacked = np.concatenate(
+        [greedy[rescored][None], paths[:beam_rows, rescored]], axis=0
+    ).reshape((beam_rows + 1) * rescored.size, steps)
+    exact = _labelling_log_prob(
+        np.broadcast_to(sub, (beam_rows + 1, *sub.shape)).reshape(-1, *sub.shape[1:]),
+        np.tile(sub_lengths, beam_rows + 1),
+        stacked,
+        blank,
+    ).reshape(beam_rows + 1, rescored.size)
+    greedy_score = exact[0]
     if exact_scores:
-        flat = paths[:, rescored].reshape(top_paths * rescored.size, steps)
-        exact = _labelling_log_prob(
-            np.tile(sub, (top_paths, 1, 1)),
-            np.tile(sub_lengths, top_paths),
-            flat,
-            blank,
-        ).reshape(top_paths, rescored.size)
-        beam_scores = np.where(np.isneginf(scores[rescored]), -np.inf, exact.T)
+        beam_scores = np.where(np.isneginf(scores[rescored]), -np.inf, exact[1:].T)
         beam_best = beam_scores[:, 0]
     else:
-        beam_best = _labelling_log_prob(sub, sub_lengths, paths[0, rescored], blank)
+        beam_best = exact[1]
         beam_scores = scores[rescored]
-    greedy_score = _labelling_log_prob(sub, sub_lengths, greedy[rescored], blank)
     paths = paths.copy()
     scores = scores.astype(np.float64, copy=True)
     scores[rescored] = beam_scores
@@ -714,7 +784,20 @@ class CTCDecoder(SerializableLayer, package="serializable"):
             Keras 2's convention).
         from_logits: inputs are logits (True) or softmax outputs (False).
         merge_repeated: greedy only: merge repeated classes (the CTC rule).
+        token_top_k: beam search: try at most this many classes per frame.
+        token_min_log_prob: beam search: do not try classes below this
+            log-probability in their frame (the frame's best always is).
+        beam_threshold: beam search: drop prefixes this many nats below the
+            best.
+        keep_greedy: beam search: return the greedy labelling first where it
+            is more probable than the best beam's (None: the decoder's
+            default).
         **kwargs: `name`, `dtype`, `trainable` as for any layer.
+
+    The four beam-search settings are those of `ctc_decode` (None: off);
+    setting any of them (or `keep_greedy=True`) runs the NumPy decoder, also
+    on TensorFlow (inside `predict` as a `tf.numpy_function`: such a model
+    cannot be exported as a TensorFlow SavedModel).
 
     Example:
 
@@ -737,12 +820,22 @@ class CTCDecoder(SerializableLayer, package="serializable"):
         blank_index: int = 0,
         from_logits: bool = True,
         merge_repeated: bool = True,
+        token_top_k: int | None = None,
+        token_min_log_prob: float | None = None,
+        beam_threshold: float | None = None,
+        keep_greedy: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         _check_settings(
             strategy, beam_width, top_paths, merge_repeated, "auto", "CTCDecoder"
         )
+        _check_pruning(token_top_k, token_min_log_prob, beam_threshold, "CTCDecoder")
+        _check_keep_greedy(keep_greedy, "CTCDecoder")
+        self.token_top_k = token_top_k
+        self.token_min_log_prob = token_min_log_prob
+        self.beam_threshold = beam_threshold
+        self.keep_greedy = keep_greedy
         self.strategy = strategy
         self.beam_width = beam_width
         self.top_paths = top_paths
@@ -769,6 +862,9 @@ class CTCDecoder(SerializableLayer, package="serializable"):
             self.merge_repeated,
             "auto",
             f"CTCDecoder '{self.name}'",
+            pruning=(self.token_top_k, self.token_min_log_prob, self.beam_threshold),
+            keep_greedy=self.keep_greedy,
+            numpy_in_graph=True,
         )
         if self.top_paths == 1:
             return paths[0]

@@ -158,3 +158,27 @@ def ctc_beam_search_native(
         mapped = tf.where(dense > 0, tf.gather(back, tf.maximum(dense - 1, 0)), -1)
         paths.append(tf.where(fake[:, i : i + 1], -1, mapped))
     return tf.cast(tf.stack(paths, axis=0), tf.int32), log_probability
+
+
+def is_symbolic(x: Any) -> bool:
+    """True for a graph tensor (inside `tf.function`), which has no value yet."""
+    import tensorflow as tf
+
+    return bool(tf.is_symbolic_tensor(x))
+
+
+def numpy_function(
+    fn: Any, inputs: list[Any], dtypes: list[str], shapes: list[tuple]
+) -> list[Any]:
+    """Run the NumPy function `fn` on `inputs` inside a graph (`tf.numpy_function`).
+
+    For NumPy-only code reached from `model.predict` on TensorFlow (a plain
+    graph, since such layers set `supports_jit=False`); it cannot run under
+    XLA or be exported to a SavedModel.
+    """
+    import tensorflow as tf
+
+    outputs = tf.numpy_function(fn, inputs, dtypes, stateful=False)
+    for output, shape in zip(outputs, shapes, strict=True):
+        output.set_shape(shape)
+    return list(outputs)
