@@ -194,17 +194,9 @@ def check(model: keras.Model) -> None:
 
 def _user_defined(cls: type, method: str) -> bool:
     """Whether a class of the user's (not Keras's, not generated) writes `method`."""
-    for klass in cls.__mro__:
-        if klass.__module__.startswith("keras.") or klass is object:
-            return False
-        attr = klass.__dict__.get(method)
-        if attr is None:
-            continue
-        func = getattr(attr, "__func__", attr)
-        from ._config import _GENERATED
+    from ._config import defines_own
 
-        return not getattr(func, _GENERATED, False)
-    return False
+    return defines_own(cls, method)
 
 
 def _functional(model: keras.Model) -> bool:
