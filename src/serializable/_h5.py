@@ -130,6 +130,8 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
     except SerializableError:
         raise
     except Exception as err:
+        if not _serializable_as_keras(model):
+            raise  # the model's own config fails in any format: not a .h5 limit
         message = (
             f"Cannot save model '{model.name}' as .h5: expected a config "
             "Keras's legacy .h5 writer can store. Received: "
@@ -657,6 +659,17 @@ def _class_names(config: Any) -> set[str]:
         for value in config:
             names |= _class_names(value)
     return names
+
+
+def _serializable_as_keras(model: Any) -> bool:
+    """Whether the `.keras` writer could serialize `model`'s config (called
+    only after the legacy `.h5` writer failed, to tell a `.h5` limit from an
+    error in the model's own `get_config`)."""
+    try:
+        keras.saving.serialize_keras_object(model)
+    except Exception:
+        return False
+    return True
 
 
 def _load_weights(
