@@ -15,23 +15,7 @@ import pytest
 import serializable
 from serializable.cli import EXIT_BROKEN_PIPE, main
 
-
-@serializable.register_keras_serializable(package="test_cli_output")
-class OutputForgetfulDense(keras.layers.Layer):
-    """Planted bug: the hand-written get_config forgets `units`."""
-
-    def __init__(self, units=4, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-
-    def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="k")
-
-    def call(self, x):
-        return keras.ops.matmul(x, self.kernel)
-
-    def get_config(self):
-        return super().get_config()  # `units` is missing
+from .test_cli import CliForgetfulDense  # planted bug: get_config forgets `units`
 
 
 @serializable.register_keras_serializable(package="test_cli_output")
@@ -78,7 +62,7 @@ class TestCheckJson:
     def test_file_does_not_reload(self, tmp_path, capsys):
         """A planted get_config bug the file cannot survive: exit 1, status
         does_not_reload, Keras's reason under problems["load"]."""
-        path = saved_model(tmp_path / "m.h5", OutputForgetfulDense(5, name="bug"))
+        path = saved_model(tmp_path / "m.h5", CliForgetfulDense(5, name="bug"))
         code, doc = run_json(capsys, "check", path, "--json", "--formats", "h5")
         assert code == 1
         assert (doc["ok"], doc["status"], doc["model"]) == (
