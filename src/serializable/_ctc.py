@@ -63,6 +63,17 @@ def _lengths(value: Any, batch_shape: Any, name: str, where: str) -> Any:
     return ops.cast(value, "int32")
 
 
+def input_lengths(
+    input_length: Any, mask: Any, batch: Any, steps: Any, where: str
+) -> Any:
+    """Frames per sample: as given, else from the Keras mask, else all `steps`."""
+    if input_length is not None:
+        return _lengths(input_length, batch, "input_length", where)
+    if mask is not None:
+        return ops.sum(ops.cast(mask, "int32"), axis=1)
+    return ops.full((batch,), steps, dtype="int32")
+
+
 def check_y_pred_rank(y_pred: Any, where: str) -> None:
     """`y_pred` must be (batch, time, classes), for the loss and the decoders."""
     if len(y_pred.shape) != 3:
@@ -258,13 +269,7 @@ def _ctc_loss(
         label_length = ops.sum(ops.cumprod(not_pad, axis=1), axis=1)
     else:
         label_length = _lengths(label_length, batch, "label_length", where)
-    if input_length is None:
-        if mask is not None:
-            input_length = ops.sum(ops.cast(mask, "int32"), axis=1)
-        else:
-            input_length = ops.full((batch,), steps, dtype="int32")
-    else:
-        input_length = _lengths(input_length, batch, "input_length", where)
+    input_length = input_lengths(input_length, mask, batch, steps, where)
     _validate_values(
         labels,
         label_length,

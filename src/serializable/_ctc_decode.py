@@ -28,7 +28,7 @@ from keras import ops
 from . import _backends
 from ._backends import tensorflow_ops
 from ._bases import SerializableLayer
-from ._ctc import EPSILON, _lengths, _resolve_blank, check_y_pred_rank
+from ._ctc import EPSILON, _resolve_blank, check_y_pred_rank, input_lengths
 
 STRATEGIES = ("greedy", "beam_search")
 IMPLEMENTATIONS = ("auto", "native", "numpy")
@@ -253,13 +253,7 @@ def _ctc_decode(
         raise ValueError(message)
     blank = _resolve_blank(blank_index, num_classes, where)
     batch, steps = ops.shape(y_pred)[0], ops.shape(y_pred)[1]
-    if input_length is None:
-        if mask is not None:
-            input_length = ops.sum(ops.cast(mask, "int32"), axis=1)
-        else:
-            input_length = ops.full((batch,), steps, dtype="int32")
-    else:
-        input_length = _lengths(input_length, batch, "input_length", where)
+    input_length = input_lengths(input_length, mask, batch, steps, where)
     input_length = ops.clip(input_length, 0, steps)
     values = ops.cast(y_pred, "float32")
     if not from_logits:
