@@ -406,6 +406,20 @@ def lambda_layer():
     return model, [rand(4, 4)], None, None
 
 
+def dense_trained_with(make_optimizer):
+    """A small MLP compiled with `make_optimizer()`: one kernel/bias pair per
+    layer, so both 2-D and 1-D variables get the optimizer's slots."""
+
+    def build():
+        model = keras.Sequential(
+            [L.Dense(6, activation="tanh", input_shape=(4,)), L.Dense(2)]
+        )
+        model.compile(make_optimizer(), loss="mse")
+        return model, [rand(3, 4)], [rand(8, 4)], [rand(8, 2)]
+
+    return build
+
+
 # name -> (builder, formats, expectation, notes)
 CASES = {
     "seq_dense_adam": (
@@ -536,6 +550,35 @@ CASES = {
         "raw tf.* calls: TFOpLambda, SlicingOpLambda",
     ),
     "lambda": (lambda_layer, ("h5", "keras"), "lambda", "Lambda layer (bytecode)"),
+    # Optimizers whose slots Keras 2 lays out differently from the ones above.
+    "optimizer_adadelta": (
+        dense_trained_with(lambda: keras.optimizers.Adadelta(1.0, rho=0.9)),
+        ("h5", "keras"),
+        "load",
+        "Adadelta: two slots per variable",
+    ),
+    "optimizer_ftrl": (
+        dense_trained_with(
+            lambda: keras.optimizers.Ftrl(
+                0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01
+            )
+        ),
+        ("h5", "keras"),
+        "load",
+        "Ftrl with L1/L2: accumulator and linear slots",
+    ),
+    "optimizer_lion": (
+        dense_trained_with(lambda: keras.optimizers.Lion(0.01)),
+        ("h5", "keras"),
+        "load",
+        "Lion: one momentum slot",
+    ),
+    "optimizer_adafactor": (
+        dense_trained_with(lambda: keras.optimizers.Adafactor(0.05)),
+        ("h5", "keras"),
+        "load",
+        "Adafactor: factored r/c slots for kernels, none for biases",
+    ),
 }
 
 

@@ -784,7 +784,7 @@ def _restore_optimizer(
     if names and names[0]:
         labels = [_role(name, roles) for name in names[1:]]
     else:
-        labels = list(_layout(expected, len(variables)))
+        labels = _layout(str(class_name), expected, variables)
     if len(labels) != len(slots) or any(label is None for label in labels):
         _warn(model, f"{len(slots)} saved slots do not match {class_name}'s layout")
         return
@@ -794,7 +794,7 @@ def _restore_optimizer(
     assignments: list[tuple[Any, np.ndarray]] = []
     for role, values_of_role in per_role.items():
         slots = _keras_compat.optimizer_slots(inner, roles[role])
-        targets = [v for v in slots if v is not None]
+        targets = _slot_targets(str(class_name), role, slots, variables)
         if not targets and class_name == "SGD":
             continue  # Keras 2 makes momentum slots even without momentum
         if len(targets) != len(values_of_role) or any(
@@ -851,11 +851,40 @@ def _keras2_roles(
         return [("accumulator",)]
     if class_name == "Adamax":
         return [("m", "u")]
+    if class_name == "Adadelta":
+        return [("accumulated_grad", "accumulated_delta_var")]
+    if class_name == "Ftrl":
+        return [("accumulator", "linear")]
+    if class_name == "Lion":
+        return [("m",)]
     return []
 
 
-def _layout(blocks: list[tuple[str, ...]], count: int) -> list[str]:
-    return [role for block in blocks for _ in range(count) for role in block]
+def _layout(
+    class_name: str, blocks: list[tuple[str, ...]], variables: list[Any]
+) -> list[str]:
+    """The role of each saved slot, in Keras 2's order (files without names)."""
+    if class_name == "Adafactor":
+        # Factored row/column statistics for variables of rank 2 and more
+        # only, then the velocity: r, c, v per kernel; v alone per bias.
+        return [
+            role
+            for variable in variables
+            for role in (("r", "c", "v") if len(variable.shape) >= 2 else ("v",))
+        ]
+    return [role for block in blocks for _ in variables for role in block]
+
+
+def _slot_targets(
+    class_name: str, role: str, slots: list[Any], variables: list[Any]
+) -> list[Any]:
+    """Keras 3's slot variables for `role`, one per saved Keras 2 slot.
+
+    Keras 3's Adafactor keeps a scalar placeholder as the row and column
+    statistics of a variable of rank below 2, which Keras 2 does not save."""
+    if class_name == "Adafactor" and role in ("r", "c"):
+        slots = [s for s, v in zip(slots, variables, strict=True) if len(v.shape) >= 2]
+    return [v for v in slots if v is not None]
 
 
 def _role(name: str, roles: dict[str, str]) -> str | None:

@@ -704,6 +704,13 @@ OPTIMIZER_SLOT_ATTRIBUTES: dict[str, dict[str, str]] = {
     "Nadam": {"m": "_momentums", "v": "_velocities"},
     "Adagrad": {"accumulator": "_accumulators"},
     "Adamax": {"m": "_m", "u": "_u"},
+    "Adadelta": {
+        "accumulated_grad": "_accumulated_grads",
+        "accumulated_delta_var": "_accumulated_delta_vars",
+    },
+    "Ftrl": {"accumulator": "_accumulators", "linear": "_linears"},
+    "Lion": {"m": "_momentums"},
+    "Adafactor": {"r": "_r", "c": "_c", "v": "_v"},
 }
 
 
