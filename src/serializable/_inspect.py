@@ -60,6 +60,23 @@ class FileContents:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+
+
+def format_for_suffix(path: Path, action: str, fix: str) -> str:
+    """The format `path`'s suffix names ("keras" or "h5"), or a ValueError
+    saying `Cannot {action} {path}` and ending with `fix`."""
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        message = (
+            f"Cannot {action} {str(path)!r}: expected a path ending in .keras, .h5 "
+            f"or .hdf5, which chooses the format. Received: suffix "
+            f"{path.suffix or '(none)'!r}. {fix}"
+        )
+        raise ValueError(message)
+    return fmt
+
+
 def sniff_format(path: Path) -> str:
     """The real format of `path` from its bytes: "keras", "h5" or an error."""
     if path.is_dir():
