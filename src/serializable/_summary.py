@@ -148,9 +148,11 @@ def _layer_tree(
             for path, shape in contents.weight_shapes.items()
             if path.split("/", 1)[0] != "optimizer"
         }
-        return _keras_layers(entries, weights, ""), _count(weights.values())
+        return _layer_infos(entries, weights, _keras_split("")), _count(
+            weights.values()
+        )
     weights = dict(contents.weight_shapes)
-    return _h5_layers(entries, weights, depth=0), _count(weights.values())
+    return _layer_infos(entries, weights, _h5_split(0)), _count(weights.values())
 
 
 def _keras_path(path: str) -> str:
@@ -169,85 +171,91 @@ def _snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _keras_layers(
-    entries: list[dict[str, Any]],
-    weights: dict[str, tuple[int, ...]],
-    prefix: str,
+Weights = dict[str, tuple[int, ...]]
+# How a file's weights divide among the layers of one list: each entry's own
+# weights and how its sublayers divide those, and the prefix of weights that
+# belong to the list's model itself rather than to a layer.
+Split = Callable[
+    [list[dict[str, Any]], Weights], tuple[list[tuple[Weights, "Split"]], str]
+]
+
+
+def _layer_infos(
+    entries: list[dict[str, Any]], weights: Weights, split: Split
 ) -> list[LayerInfo]:
-    used: dict[str, int] = {}
+    """The layers `entries` configure, with the weights `split` gives each."""
+    owned, model_prefix = split(entries, weights)
     infos: list[LayerInfo] = []
     claimed: set[str] = set()
-    for entry in entries:
+    for entry, (own, split_own) in zip(entries, owned, strict=True):
         class_name, registered, name = _identify(entry)
-        module = entry.get("module")
-        own: dict[str, tuple[int, ...]] = {}
-        sub = ""
-        # Keras operations recorded as layers (docs/pitfalls.md#mask-ops-in-h5)
-        # are not in model.layers and
-        # hold no weights; they take no place in the naming.
-        is_operation = isinstance(module, str) and ".ops." in f"{module}."
-        if not is_operation and isinstance(entry.get("class_name"), str):
-            base = _snake_case(entry["class_name"])
-            if base in used:
-                used[base] += 1
-                base = f"{base}_{used[base]}"
+        children = _sublayers(entry)
+        infos.append(
+            LayerInfo(
+                name,
+                class_name,
+                registered,
+                _count(own.values()),
+                _layer_infos(children, own, split_own) if children is not None else [],
+            )
+        )
+        claimed.update(own)
+    if any(p not in claimed and not p.startswith(model_prefix) for p in weights):
+        _unknown_if_empty(infos)
+    return infos
+
+
+def _keras_split(prefix: str) -> Split:
+    """`.keras` names a layer by its class in snake case, made unique within
+    its list (`layers/dense_1/`), as Keras's saver does for `model.layers`."""
+
+    def split(
+        entries: list[dict[str, Any]], weights: Weights
+    ) -> tuple[list[tuple[Weights, Split]], str]:
+        used: dict[str, int] = {}
+        owned: list[tuple[Weights, Split]] = []
+        for entry in entries:
+            module = entry.get("module")
+            own: Weights = {}
+            sub = ""
+            # Keras operations recorded as layers (docs/pitfalls.md#mask-ops-in-h5)
+            # are not in model.layers and
+            # hold no weights; they take no place in the naming.
+            is_operation = isinstance(module, str) and ".ops." in f"{module}."
+            if not is_operation and isinstance(entry.get("class_name"), str):
+                base = _snake_case(entry["class_name"])
+                if base in used:
+                    used[base] += 1
+                    base = f"{base}_{used[base]}"
+                else:
+                    used[base] = 0
+                sub = f"{prefix}layers/{base}/"
+                own = {p: s for p, s in weights.items() if p.startswith(sub)}
+            owned.append((own, _keras_split(sub)))
+        return owned, f"{prefix}vars/"
+
+    return split
+
+
+def _h5_split(depth: int) -> Split:
+    """`.h5` groups weights under each top-level layer's name; inside a nested
+    model's group, datasets are named by variable path ("inner/dense/kernel"),
+    the layer's name being one component."""
+
+    def split(
+        entries: list[dict[str, Any]], weights: Weights
+    ) -> tuple[list[tuple[Weights, Split]], str]:
+        owned: list[tuple[Weights, Split]] = []
+        for entry in entries:
+            name = _identify(entry)[2]
+            if depth == 0:
+                own = {p: s for p, s in weights.items() if p.split("/", 1)[0] == name}
             else:
-                used[base] = 0
-            sub = f"{prefix}layers/{base}/"
-            own = {p: s for p, s in weights.items() if p.startswith(sub)}
-        children = _sublayers(entry)
-        infos.append(
-            LayerInfo(
-                name,
-                class_name,
-                registered,
-                _count(own.values()),
-                _keras_layers(children, own, sub) if children is not None else [],
-            )
-        )
-        claimed.update(own)
-    unclaimed = [
-        p for p in weights if p not in claimed and not p.startswith(f"{prefix}vars/")
-    ]
-    if unclaimed:
-        _unknown_if_empty(infos)
-    return infos
+                own = {p: s for p, s in weights.items() if name in p.split("/")[1:-1]}
+            owned.append((own, _h5_split(depth + 1)))
+        return owned, "top_level_model_weights/"
 
-
-def _h5_layers(
-    entries: list[dict[str, Any]],
-    weights: dict[str, tuple[int, ...]],
-    depth: int,
-) -> list[LayerInfo]:
-    infos: list[LayerInfo] = []
-    claimed: set[str] = set()
-    for entry in entries:
-        class_name, registered, name = _identify(entry)
-        if depth == 0:
-            own = {p: s for p, s in weights.items() if p.split("/", 1)[0] == name}
-        else:
-            # Inside a nested model's group, datasets are named by variable
-            # path ("inner/dense/kernel"); the layer's name is one component.
-            own = {p: s for p, s in weights.items() if name in p.split("/")[1:-1]}
-        children = _sublayers(entry)
-        infos.append(
-            LayerInfo(
-                name,
-                class_name,
-                registered,
-                _count(own.values()),
-                _h5_layers(children, own, depth + 1) if children is not None else [],
-            )
-        )
-        claimed.update(own)
-    unclaimed = [
-        p
-        for p in weights
-        if p not in claimed and not p.startswith("top_level_model_weights/")
-    ]
-    if unclaimed:
-        _unknown_if_empty(infos)
-    return infos
+    return split
 
 
 def _unknown_if_empty(infos: list[LayerInfo]) -> None:

@@ -72,9 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     inspect.add_argument("file", metavar="FILE", help="a .keras or .h5 model file")
-    inspect.add_argument(
-        "--json", action="store_true", help="print a JSON object instead of text"
-    )
+    _add_json_option(inspect, "print a JSON object instead of text")
     inspect.set_defaults(handler=_inspect_command)
 
     check = commands.add_parser(
@@ -98,11 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FORMAT",
         help="formats to round-trip through: keras, h5 (default: both)",
     )
-    check.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as a JSON object (schema in the docs) instead of text",
-    )
+    _add_json_option(check)
     check.add_argument(
         "--fresh-process",
         action="store_true",
@@ -134,13 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument(
         "--force", action="store_true", help="replace OUT if it already exists"
     )
-    convert.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as a JSON object (schema in the docs) instead of text",
-    )
+    _add_json_option(convert)
     convert.set_defaults(handler=_convert_command)
     return parser
+
+
+def _add_json_option(
+    parser: argparse.ArgumentParser,
+    help: str = "print the result as a JSON object (schema in the docs) instead of text",  # noqa: E501
+) -> None:
+    parser.add_argument("--json", action="store_true", help=help)
 
 
 def _add_import_option(parser: argparse.ArgumentParser) -> None:
