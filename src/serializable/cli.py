@@ -15,6 +15,10 @@ Keras is imported only by the commands that load a model, so `--help`,
 `--version` and `inspect` start fast. `--json` output is one JSON document on
 stdout; its schema is in docs/cli.md. Progress goes to stderr, and only when
 stderr is a terminal.
+
+This module parses the arguments, calls the command and turns what it raises
+into an exit code and one line on stderr, never a traceback. What a command
+finds is built by `_summary`, as plain data; `_render` prints it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import _render, _summary
-from ._errors import MissingClassError, SerializableError, UsageError
+from ._errors import MissingClassError, SerializableError
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -220,7 +224,7 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_UNUSABLE
     except BrokenPipeError:
         raise  # not the input's fault: main() stops quietly
-    except (UsageError, SerializableError, OSError) as err:
+    except (SerializableError, OSError) as err:  # UsageError included
         _error(args.command, str(err))
         return EXIT_UNUSABLE
     except (RecursionError, MemoryError) as err:
