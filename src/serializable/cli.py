@@ -29,7 +29,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import _render, _summary
 from ._errors import MissingClassError, SerializableError
 
 EXIT_OK = 0
@@ -247,17 +246,22 @@ def _error(command: str, message: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-# The commands: the work is in `_summary`, the output in `_render`
+# The commands: the work is in `_summary`, the output in `_render`, both
+# imported by the command that needs them (`--help` reads neither)
 # ---------------------------------------------------------------------------
 
 
 def _inspect_command(args: argparse.Namespace) -> int:
+    from . import _render, _summary
+
     report = _summary.inspect_file(args.file)
     print(_render.as_json(report) if args.json else _render.inspect_text(report))
     return EXIT_OK
 
 
 def _check_command(args: argparse.Namespace) -> int:
+    from . import _render, _summary
+
     def started(result: _summary.CheckResult) -> None:
         print(_render.check_started(result))
 
@@ -277,6 +281,8 @@ def _check_command(args: argparse.Namespace) -> int:
 
 
 def _convert_command(args: argparse.Namespace) -> int:
+    from . import _render, _summary
+
     result = _summary.convert_file(
         args.input,
         args.output,
