@@ -6,7 +6,7 @@ prints. `check_file` and `convert_file` load the model, importing exactly the
 modules passed with `--import`, and return a `CheckResult` or `ConvertResult`.
 An input that cannot be used raises (`UsageError`, `ModelFileError`,
 `MissingClassError`, ...); a problem found in the model is a result whose
-`ok` is False. Keras is imported only where a model is loaded.
+`ok` is False. Nothing here is imported by `serializable --help`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ copy); 2 the input cannot be used (missing or corrupted file, classes not
 registered, bad arguments). When the reader of the output goes away (`... |
 head -1`), the command stops quietly with the shell's code for that, 141.
 
-Keras is imported only by the commands that load a model, so `--help`,
-`--version` and `inspect` start fast. `--json` output is one JSON document on
+Keras is imported only inside a command (`inspect` asks it which classes are
+registered here; `check` and `convert` load with it), so `--help` and
+`--version` start fast. `--json` output is one JSON document on
 stdout; its schema is in docs/cli.md. Progress goes to stderr, and only when
 stderr is a terminal.
 
