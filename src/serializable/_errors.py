@@ -121,6 +121,12 @@ class FormatLimitError(SerializableError, ValueError):
     """
 
 
+class UsageError(SerializableError):
+    """Input the `serializable` command cannot use (a module `--import` cannot
+    import, an output path it may not write): it prints the message and exits
+    with code 2. Raised by the command only, never by the library."""
+
+
 class RoundtripError(AssertionError):
     """A saved and reloaded object differs from the original.
 

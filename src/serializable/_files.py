@@ -37,19 +37,10 @@ from ._errors import (
 
 __all__ = ["load_model", "save_model"]
 
-_SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
-
 
 def _format_for(path: Path, action: str) -> str:
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        message = (
-            f"Cannot {action} {str(path)!r}: expected a path ending in .keras, .h5 "
-            f"or .hdf5, which chooses the format. Received: suffix "
-            f"{path.suffix or '(none)'!r}. Use model.keras (recommended) or model.h5."
-        )
-        raise ValueError(message)
-    return fmt
+    fix = "Use model.keras (recommended) or model.h5."
+    return _inspect.format_for_suffix(path, action, fix)
 
 
 def save_model(

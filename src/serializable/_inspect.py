@@ -60,6 +60,23 @@ class FileContents:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+SUFFIXES = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+
+
+def format_for_suffix(path: Path, action: str, fix: str) -> str:
+    """The format `path`'s suffix names ("keras" or "h5"), or a ValueError
+    saying `Cannot {action} {path}` and ending with `fix`."""
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        message = (
+            f"Cannot {action} {str(path)!r}: expected a path ending in .keras, .h5 "
+            f"or .hdf5, which chooses the format. Received: suffix "
+            f"{path.suffix or '(none)'!r}. {fix}"
+        )
+        raise ValueError(message)
+    return fmt
+
+
 def sniff_format(path: Path) -> str:
     """The real format of `path` from its bytes: "keras", "h5" or an error."""
     if path.is_dir():
@@ -201,21 +218,48 @@ def _read_keras(path: Path, size: int, weight_shapes: bool) -> FileContents:
     if not isinstance(metadata, dict):
         raise _wrong_type(path, "metadata.json", "a JSON object", metadata)
     manifest = _check_manifest(path, manifest)
-    compile_config = config.get("compile_config")
-    if compile_config is not None and not isinstance(compile_config, dict):
-        raise _wrong_type(path, "compile_config", "a JSON object", compile_config)
+    compile_config = ("compile_config", config.get("compile_config"))
+    return _contents(
+        path, "keras", size, config, compile_config, metadata, shapes, manifest
+    )
+
+
+def _contents(
+    path: Path,
+    fmt: str,
+    size: int,
+    model_config: dict[str, Any],
+    compile_config: tuple[str, Any],
+    stamp: dict[str, Any],
+    shapes: dict[str, tuple[int, ...]],
+    manifest: dict[str, Any],
+    *,
+    backend_note: bool = True,
+) -> FileContents:
+    """What a reader found, its fields' types checked.
+
+    `compile_config` is the field's name in the file and its value; `stamp`
+    holds the "keras_version", "backend" and "date_saved" the file records;
+    `backend_note` falls back on the manifest's note when it has no backend.
+    """
+    field_name, compiled = compile_config
+    if compiled is not None and not isinstance(compiled, dict):
+        raise _wrong_type(path, field_name, "a JSON object", compiled)
+    version = _optional_text(path, "keras_version", stamp.get("keras_version"))
+    backend = _optional_text(path, "backend", stamp.get("backend"))
+    if backend_note:
+        backend = backend or _optional_text(
+            path, "__backend__", manifest.get("__backend__")
+        )
     return FileContents(
         path=path,
-        format="keras",
+        format=fmt,
         size=size,
-        keras_version=_optional_text(
-            path, "keras_version", metadata.get("keras_version")
-        ),
-        backend=_optional_text(path, "backend", metadata.get("backend"))
-        or _optional_text(path, "__backend__", manifest.get("__backend__")),
-        date_saved=_optional_text(path, "date_saved", metadata.get("date_saved")),
-        model_config=config,
-        compile_config=compile_config,
+        keras_version=version,
+        backend=backend,
+        date_saved=_optional_text(path, "date_saved", stamp.get("date_saved")),
+        model_config=model_config,
+        compile_config=compiled,
         weight_shapes=shapes,
         manifest={k: v for k, v in manifest.items() if not k.startswith("__")},
         notes={k: v for k, v in manifest.items() if k.startswith("__")},
@@ -415,22 +459,18 @@ def _read_h5(handle: Any, path: Path, size: int, weight_shapes: bool) -> FileCon
         raise _corrupt(path, "h5", f"{type(err).__name__}: {err}") from err
     if not isinstance(model_config, dict) or "class_name" not in model_config:
         raise _corrupt(path, "h5", "a model_config that is not a Keras model config")
-    if compile_config is not None and not isinstance(compile_config, dict):
-        raise _wrong_type(path, "training_config", "a JSON object", compile_config)
-    return FileContents(
-        path=path,
-        format="h5",
-        size=size,
-        keras_version=_optional_text(
-            path, "keras_version", _attr_plain(attrs.get("keras_version"))
-        ),
-        backend=_optional_text(path, "backend", _attr_plain(attrs.get("backend"))),
-        date_saved=None,
-        model_config=model_config,
-        compile_config=compile_config,
-        weight_shapes=shapes,
-        manifest={k: v for k, v in manifest.items() if not k.startswith("__")},
-        notes={k: v for k, v in manifest.items() if k.startswith("__")},
+    # Legacy .h5 records no date; its backend is always an attribute.
+    stamp = {key: _attr_plain(attrs.get(key)) for key in ("keras_version", "backend")}
+    return _contents(
+        path,
+        "h5",
+        size,
+        model_config,
+        ("training_config", compile_config),
+        stamp,
+        shapes,
+        manifest,
+        backend_note=False,
     )
 
 

@@ -13,7 +13,8 @@ format, in a message a person can act on.
 One concept a module:
 
 - `api`: `assert_roundtrip` itself: arguments, the files, the verdict.
-- `settings`: the call's settings, one frozen `Settings` the checks read.
+- `settings`: the call's settings, one frozen `Settings`, and `Run`, what
+  every format's reload is checked against (model, batch, outputs, state).
 - `report`: `FormatReport` and `RoundtripReport`.
 - `probe`: any object (layer, loss, optimizer, ...) as a model to save.
 - `snapshot`: the original's optimizer and seed state, put back after.

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from .._compare import (
@@ -28,7 +27,7 @@ from .._errors import RoundtripError
 from .check import _check_format, _save
 from .probe import _as_model
 from .report import FormatReport, RoundtripReport
-from .settings import Settings
+from .settings import Run, Settings
 from .snapshot import _Snapshot
 
 __all__ = ["BackendNotInstalled", "assert_roundtrip"]
@@ -160,18 +159,8 @@ def assert_roundtrip(
             state.reset_seeds(model)
             token = _ORIGINAL_CONFIGS.set(originals)
             try:
-                result = _run_formats(
-                    obj,
-                    model,
-                    kind,
-                    reports,
-                    inputs,
-                    expected,
-                    targets,
-                    rng,
-                    state,
-                    settings,
-                )
+                run = Run(model, kind, inputs, expected, targets, rng, state, settings)
+                result = _run_formats(obj, run, reports)
             finally:
                 _ORIGINAL_CONFIGS.reset(token)
         finally:
@@ -224,35 +213,16 @@ def _split_backends(backends: Sequence[str]) -> tuple[tuple[str, ...], list[str]
 
 
 def _run_formats(
-    obj: Any,
-    model: keras.Model,
-    kind: str,
-    reports: dict[str, FormatReport],
-    inputs: Any,
-    expected: Any,
-    targets: Any,
-    rng: np.random.Generator,
-    state: _Snapshot,
-    settings: Settings,
+    obj: Any, run: Run, reports: dict[str, FormatReport]
 ) -> RoundtripReport:
     restored_models = []
     for report in reports.values():
-        restored = _check_format(
-            model,
-            kind,
-            report,
-            inputs,
-            expected,
-            targets,
-            rng,
-            state,
-            settings,
-        )
+        restored = _check_format(run, report)
         if restored is not None:
             restored_models.append(restored)
     problems = {fmt: r.problems for fmt, r in reports.items() if r.problems}
     incomplete: list[str] = []
-    _check_config_completeness(model, restored_models, incomplete)
+    _check_config_completeness(run.model, restored_models, incomplete)
     if incomplete:
         problems = {"config": incomplete, **problems}
     if problems:

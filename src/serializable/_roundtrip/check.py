@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from .. import _keras_compat
 from .._compare import (
@@ -27,8 +26,7 @@ from .._compare import (
 from .._errors import innermost
 from .fresh import _check_fresh_process
 from .report import FormatReport
-from .settings import Settings
-from .snapshot import _Snapshot
+from .settings import Run
 from .training import (
     _check_compile,
     _check_optimizer,
@@ -122,20 +120,10 @@ def _serializable_loads(path: Path) -> bool:
     return True
 
 
-def _check_format(
-    model: keras.Model,
-    kind: str,
-    report: FormatReport,
-    inputs: Any,
-    expected: Any,
-    targets: Any,
-    rng: np.random.Generator,
-    state: _Snapshot,
-    settings: Settings,
-) -> keras.Model | None:
+def _check_format(run: Run, report: FormatReport) -> keras.Model | None:
     fmt, path, problems = report.format, Path(report.path), report.problems
-    atol, rtol, using = settings.atol, settings.rtol, settings.using
-    check_training = settings.check_training
+    model, kind, state, settings = run.model, run.kind, run.state, run.settings
+    using, check_training = settings.using, settings.check_training
     if problems:  # the save failed
         return None
     restored = _load(path, report, using)
@@ -150,9 +138,9 @@ def _check_format(
     report.checked.append("config")
     _check_weights(model, restored, problems)
     report.checked.append("weights")
-    got = _predict(restored, inputs, problems)
+    got = _predict(restored, run.inputs, problems)
     if got is not None:
-        _compare_outputs(expected, got, atol, rtol, problems)
+        _compare_outputs(run.expected, got, settings.atol, settings.rtol, problems)
         report.checked.append("outputs")
     if (
         model.compiled
@@ -167,11 +155,12 @@ def _check_format(
             "Compile the reloaded model again before training"
         )
     elif model.compiled and model.optimizer is not None:
+        targets = run.targets
         if targets is None:
-            targets = _targets_like(expected, model, rng)
+            targets = _targets_like(run.expected, model, run.rng)
         state.reset_seeds(model, restored)
         with _eager(model, restored):
-            _check_compile(model, restored, inputs, targets, atol, rtol, problems)
+            _check_compile(run, restored, targets, problems)
         report.checked.append("compile state")
         _check_optimizer(
             model,
@@ -196,9 +185,7 @@ def _check_format(
             if not problems:
                 state.reset_seeds(model, restored)
                 with _eager(model, restored):
-                    _check_training_step(
-                        model, restored, inputs, targets, atol, rtol, problems
-                    )
+                    _check_training_step(run, restored, targets, problems)
                 report.checked.append("training step")
                 if problems and fmt == "h5" and using == "keras":
                     problems[-1] += (
@@ -209,14 +196,12 @@ def _check_format(
                     )
         state.reset_seeds(model)
     if settings.fresh_process:
-        _check_fresh_process(model, path, inputs, expected, problems, settings)
+        _check_fresh_process(run, path, problems)
         report.checked.append("fresh process")
     for backend in settings.backends:
         if problems:
             break  # a file that fails here says nothing new under another backend
-        _check_fresh_process(
-            model, path, inputs, expected, problems, settings, backend=backend
-        )
+        _check_fresh_process(run, path, problems, backend=backend)
         report.checked.append(f"reload under {backend}")
     return restored
 

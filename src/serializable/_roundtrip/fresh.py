@@ -19,7 +19,7 @@ import numpy as np
 
 from .._compare import _difference, _numpy
 from . import child
-from .settings import Settings
+from .settings import Run
 from .snapshot import _seed_states
 
 
@@ -90,15 +90,15 @@ def _json_structure(inputs: Any) -> Any:
 
 
 def _check_fresh_process(
-    model: keras.Model,
-    path: Path,
-    inputs: Any,
-    expected: Any,
-    problems: list[str],
-    settings: Settings,
-    backend: str | None = None,
+    run: Run, path: Path, problems: list[str], backend: str | None = None
 ) -> None:
     """Load `path` in a new process (under `backend`, or this one) and compare."""
+    model, inputs, expected, settings = (
+        run.model,
+        run.inputs,
+        run.expected,
+        run.settings,
+    )
     atol, rtol = settings.atol, settings.rtol
     where = "fresh process" + (f" under {backend}" if backend else "")
     modules, unimportable = registered_modules(model)

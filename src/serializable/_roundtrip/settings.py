@@ -1,8 +1,15 @@
-"""The settings of one `assert_roundtrip` call, as every check receives them."""
+"""The settings of one `assert_roundtrip` call, and the run every check reads."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from .snapshot import _Snapshot
 
 
 @dataclass(frozen=True)
@@ -21,3 +28,23 @@ class Settings:
     check_training: bool | None
     using: str
     backends: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every format's reload is checked against, one per call.
+
+    `model` is the model as saved (`kind` says what `obj` was: "model",
+    "layer", "loss", ...); `inputs` the batch and `expected` the original's
+    outputs on it; `targets` the user's targets (None: derived per format from
+    `expected` with `rng`); `state` the original's state as saved.
+    """
+
+    model: keras.Model
+    kind: str
+    inputs: Any
+    expected: Any
+    targets: Any
+    rng: np.random.Generator
+    state: _Snapshot
+    settings: Settings

@@ -17,6 +17,7 @@ from .._compare import (
     _weight_label,
 )
 from .._errors import docs_url, innermost
+from .settings import Run
 from .snapshot import _Snapshot
 
 
@@ -38,14 +39,11 @@ def _evaluate(model: keras.Model, inputs: Any, targets: Any) -> dict[str, float]
 
 
 def _check_compile(
-    model: keras.Model,
-    restored: keras.Model,
-    inputs: Any,
-    targets: Any,
-    atol: float,
-    rtol: float,
-    problems: list[str],
+    run: Run, restored: keras.Model, targets: Any, problems: list[str]
 ) -> None:
+    """Compare the compile settings and `evaluate` on the batch."""
+    model, inputs = run.model, run.inputs
+    atol, rtol = run.settings.atol, run.settings.rtol
     if not restored.compiled:
         problems.append("model was compiled, reloaded model is not")
         return
@@ -158,14 +156,12 @@ def _check_optimizer(
 
 
 def _check_training_step(
-    model: keras.Model,
-    restored: keras.Model,
-    inputs: Any,
-    targets: Any,
-    atol: float,
-    rtol: float,
-    problems: list[str],
+    run: Run, restored: keras.Model, targets: Any, problems: list[str]
 ) -> None:
+    """One identical training step on both models; the weights must agree.
+    The original's weights and optimizer state are put back afterwards."""
+    model, inputs = run.model, run.inputs
+    atol, rtol = run.settings.atol, run.settings.rtol
     if not model.optimizer.built:
         # Never trained: the step would build the optimizer's slots, which
         # could not be put back. Build them now (fresh, as the first step
