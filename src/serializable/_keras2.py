@@ -784,7 +784,7 @@ def _restore_optimizer(
     if names and names[0]:
         labels = [_role(name, roles) for name in names[1:]]
     else:
-        labels = _layout(str(class_name), expected, variables)
+        labels = list(_layout(str(class_name), expected, variables))
     if len(labels) != len(slots) or any(label is None for label in labels):
         _warn(model, f"{len(slots)} saved slots do not match {class_name}'s layout")
         return
