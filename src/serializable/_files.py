@@ -25,7 +25,17 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _guard, _h5, _inspect, _keras2, _keras_compat, _savecheck
+from . import (
+    _compile,
+    _fastbuild,
+    _guard,
+    _h5,
+    _inspect,
+    _keras2,
+    _keras_compat,
+    _manifest,
+    _savecheck,
+)
 from ._compare import compare_models
 from ._errors import (
     MissingClassError,
@@ -319,7 +329,7 @@ def _add_keras_manifest(path: Path, model: keras.Model) -> None:
         # The config Keras just wrote names every custom object: no need to
         # serialize the model a second time.
         config = json.loads(archive.read("config.json"))
-        manifest = _h5.manifest(model, config)
+        manifest = _manifest.manifest(model, config)
         manifest[_guard.INTEGRITY_MARKER] = _guard.INTEGRITY_VERSION
         # In the archive comment, not a fourth member: Keras's loader takes any
         # member beyond its three for an asset and extracts the whole archive,
@@ -450,7 +460,7 @@ def _load_file(
             checker.result()
         if keras2:
             return model
-    _h5.restore_notes(model, contents.notes)
+    _manifest.restore_notes(model, contents.notes)
     return model
 
 
@@ -526,8 +536,8 @@ def _load(
                 else:
                     # Keras's loader builds the model, then assigns the saved
                     # values: unfilled, each variable is made from its value
-                    # without running its initializer first (`_h5.Unfilled`).
-                    unfilled = _h5.Unfilled()
+                    # without running its initializer first (`_fastbuild.Unfilled`).
+                    unfilled = _fastbuild.Unfilled()
                     model = unfilled.build(keras_load)
                     unfilled.finish()
             if compile and not optimizer_state and contents.compile_config:
@@ -633,7 +643,7 @@ def _load_compiled_as_saved(
         )
     if not isinstance(arguments, dict):
         return model
-    if not _h5.compile_takes(model, arguments):
+    if not _compile.compile_takes(model, arguments):
         return model
     model.compile(**arguments)
     optimizer = getattr(model, "optimizer", None)
