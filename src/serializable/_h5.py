@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import keras
@@ -56,6 +56,9 @@ from . import (
 )
 from ._errors import FormatLimitError, ModelFileError, SerializableError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
+
+if TYPE_CHECKING:
+    from ._files import LoadOptions
 
 WEIGHT_INDEX = "serializable_weight_index"
 CHECKSUM = "serializable_checksum"
@@ -361,33 +364,22 @@ def _load_own_state(handle: h5py.File, model: keras.Model) -> None:
 # ---------------------------------------------------------------------------
 
 
-def load_open(
-    handle: h5py.File,
-    contents: FileContents,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    optimizer_state: bool = True,
-    *,
-    safe_mode: bool = True,
-) -> Any:
+def load_open(handle: h5py.File, contents: FileContents, options: LoadOptions) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
     `handle` and `contents` come from `_inspect.opened`, which has read the
     metadata; `contents.model_config` is consumed (Keras's loader edits it).
-    `optimizer_state=False` compiles (with `compile`) without restoring the
-    optimizer's saved variables. `safe_mode` is Keras's (`load_model`'s
-    explicit opt-out for trusted files).
     """
     path = contents.path
     model_config = contents.model_config
-    objects = {**_operation_classes(model_config), **(custom_objects or {})}
+    objects = {**_operation_classes(model_config), **(options.custom_objects or {})}
     unfilled = _fastbuild.Unfilled()
     # Files with an integrity record must have a checksum on every dataset.
     required = _guard.INTEGRITY_MARKER in contents.notes
     # Safe unless the user passed safe_mode=False or turned it off for the
     # process, as Keras's own `.keras` loader honours
     # `keras.config.enable_unsafe_deserialization()`.
-    safe = safe_mode and _keras_compat.process_safe_mode()
+    safe = options.safe_mode and _keras_compat.process_safe_mode()
     with _keras_compat.legacy_loading_scope(safe):
         model = _build(handle, model_config, objects, unfilled, contents.notes)
         try:
@@ -398,9 +390,9 @@ def load_open(
     unfilled.finish()
     _load_own_state(handle, model)
     training = contents.compile_config
-    if compile and training is not None:
+    if options.compile and training is not None:
         compiled = _compile.compile_from_training(model, training, objects)
-        if compiled and optimizer_state and "optimizer_weights" in handle:
+        if compiled and options.optimizer_state and "optimizer_weights" in handle:
             try:
                 _load_optimizer(handle["optimizer_weights"], model, required)
             except ModelFileError as err:

@@ -24,9 +24,9 @@ import json
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -34,6 +34,9 @@ import numpy as np
 from . import _configwalk, _keras_compat, _registry
 from ._compile import compile_from_training
 from ._errors import MissingClassError, ModelFileError, docs_url
+
+if TYPE_CHECKING:
+    from ._files import LoadOptions
 
 DOCS = docs_url("migrating-from-keras-2")
 
@@ -616,35 +619,28 @@ def check(path: Path, result: Translation, custom: dict, safe_mode: bool) -> Non
 # ---------------------------------------------------------------------------
 
 
-def load(
-    path: Path,
-    contents: Any,
-    handle: Any,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    safe_mode: bool = True,
-    optimizer_state: bool = True,
-) -> keras.Model:
+def load(path: Path, contents: Any, handle: Any, options: LoadOptions) -> keras.Model:
     """Load a Keras 2 file whose configs `translate` already rewrote."""
     from . import _backends
 
     objects = {
         **_backends.keras2_objects(contents.model_config),
-        **(custom_objects or {}),
+        **(options.custom_objects or {}),
     }
     training = contents.compile_config
     if contents.format == "h5":
         from . import _h5
 
         contents.compile_config = None  # compiled here, with the slots mapped
-        model = _h5.load_open(handle, contents, False, objects, safe_mode=safe_mode)
+        plain = replace(options, compile=False, custom_objects=objects)
+        model = _h5.load_open(handle, contents, plain)
         contents.compile_config = training
         _finalize(model)
-        state = _h5_optimizer_state(handle) if optimizer_state else None
+        state = _h5_optimizer_state(handle) if options.optimizer_state else None
     else:
-        model = _load_keras(path, contents, objects, safe_mode)
-        state = _keras_optimizer_state(path) if optimizer_state else None
-    if compile and training and training.get("optimizer_config") is not None:
+        model = _load_keras(path, contents, objects, options.safe_mode)
+        state = _keras_optimizer_state(path) if options.optimizer_state else None
+    if options.compile and training and training.get("optimizer_config") is not None:
         compiled = _compile(model, training, objects)
         if compiled and state is not None and state[0]:
             _restore_optimizer(model, training["optimizer_config"], state, path)
