@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _keras_compat, _registry
+from . import _registry
 from ._errors import ConfigDecodeError, UnserializableArgumentError
 
 TAG = "__serializable__"
@@ -136,7 +136,7 @@ def _check_keras_object(value: object, where: Where) -> None:
 
 
 def _enum_name(cls: type) -> str:
-    registered = _keras_compat.registered_name(cls)
+    registered = _registry.registered_name(cls)
     return registered or f"{cls.__module__}:{cls.__qualname__}"
 
 

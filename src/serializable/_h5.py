@@ -148,7 +148,7 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
             f"{type(err).__name__}: {err}. Save it as .keras instead."
         )
         raise FormatLimitError(message) from err
-    registered = _keras_compat.registered_name(type(model))
+    registered = _registry.registered_name(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
     notes = _manifest.manifest(model, metadata)

@@ -37,13 +37,13 @@ def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
             config = keras.saving.serialize_keras_object(model)
         except Exception:
             config = {}
+    top = _registry.registered_name(type(model))
     manifest: dict[str, Any] = {}
-    for name in [*_registered_strings(config), *_top_names(model)]:
+    for name in [*_registered_strings(config), *([top] if top else [])]:
         obj = _registry.registered_object(name)
         module = getattr(obj, "__module__", None)
         if module and module != "__main__":
             manifest[name] = module
-    top = _keras_compat.registered_name(type(model))
     if top:
         manifest["__top__"] = top
     manifest["__backend__"] = keras.backend.backend()
@@ -90,8 +90,3 @@ def _registered_strings(config: Any) -> list[str]:
         for item in _configwalk.walk(config)
         if isinstance(item, str) and item in registered
     ]
-
-
-def _top_names(model: keras.Model) -> list[str]:
-    name = _keras_compat.registered_name(type(model))
-    return [name] if name else []

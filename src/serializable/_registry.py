@@ -43,6 +43,11 @@ def is_registered(obj: Any) -> bool:
     return _keras_compat.is_registered(obj)
 
 
+def registered_name(obj: Any) -> str | None:
+    """The name `obj` is registered under (`"package>Name"`), or None."""
+    return _keras_compat.registered_name(obj)
+
+
 def single_registered(bare: str) -> str | None:
     """The registered name of the single class registered as `*>bare`.
 
