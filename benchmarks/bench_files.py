@@ -411,7 +411,7 @@ LOAD_PHASES = (
     ("_h5.load_open (.h5 read)", "serializable/_h5.py", "load_open"),
 )
 DETAILS = (
-    ("_h5.manifest", "serializable/_h5.py", "manifest"),
+    ("_manifest.manifest", "serializable/_manifest.py", "manifest"),
     ("_h5._write_weights", "serializable/_h5.py", "_write_weights"),
     (
         "keras save_weights_to_hdf5_group",
@@ -465,9 +465,13 @@ DETAILS = (
         "load_weights_from_hdf5_group",
     ),
     ("h5py Dataset read (np.asarray)", "h5py/_hl/dataset.py", "__array__"),
-    ("Unfilled.fill (variables from arrays)", "serializable/_h5.py", "fill"),
-    ("Unfilled.finish (the rest initialized)", "serializable/_h5.py", "finish"),
-    ("_h5._compile", "serializable/_h5.py", "_compile"),
+    ("Unfilled.fill (variables from arrays)", "serializable/_fastbuild.py", "fill"),
+    ("Unfilled.finish (the rest initialized)", "serializable/_fastbuild.py", "finish"),
+    (
+        "_compile.compile_from_training",
+        "serializable/_compile.py",
+        "compile_from_training",
+    ),
     ("_h5._load_optimizer", "serializable/_h5.py", "_load_optimizer"),
 )
 

@@ -149,30 +149,6 @@ try:
 except _metadata.PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "ConfigDecodeError",
-    "ConfigVersionError",
-    "FormatLimitError",
-    "MissingClassError",
-    "ModelFileError",
-    "RegistrationError",
-    "RoundtripError",
-    "RoundtripReport",
-    "SerializableConstraint",
-    "SerializableError",
-    "SerializableInitializer",
-    "SerializableLayer",
-    "SerializableLearningRateSchedule",
-    "SerializableLoss",
-    "SerializableMetric",
-    "SerializableModel",
-    "SerializableRegularizer",
-    "UnknownConfigKeyError",
-    "UnserializableArgumentError",
-    "__version__",
-    "add_state_weight",
-    "assert_roundtrip",
-    "load_model",
-    "register_keras_serializable",
-    "save_model",
-]
+# The public names: what `_EXPORTS` binds (`ctc` is a sub-namespace, not in
+# `__all__`), and the version.
+__all__ = sorted({*_EXPORTS, "__version__"} - {"ctc"})

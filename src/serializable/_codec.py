@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _keras_compat
+from . import _registry
 from ._errors import ConfigDecodeError, UnserializableArgumentError
 
 TAG = "__serializable__"
@@ -66,38 +66,6 @@ class Where:
 # ---------------------------------------------------------------------------
 # Checks shared by capture and encoding
 # ---------------------------------------------------------------------------
-
-
-def _is_keras_object(value: object) -> bool:
-    return isinstance(
-        value,
-        (
-            *_keras_compat.saveable_types(),
-            keras.DTypePolicy,
-            keras.optimizers.schedules.LearningRateSchedule,
-        ),
-    ) or _is_keras_family(type(value))
-
-
-def _is_keras_family(cls: type) -> bool:
-    """Initializers, regularizers and constraints are not KerasSaveable."""
-    return issubclass(
-        cls,
-        (
-            keras.initializers.Initializer,
-            keras.regularizers.Regularizer,
-            keras.constraints.Constraint,
-        ),
-    )
-
-
-def _is_builtin_keras(cls_or_fn: Any) -> bool:
-    module = getattr(cls_or_fn, "__module__", None) or ""
-    return module == "keras" or module.startswith("keras.")
-
-
-def _is_registered(obj: Any) -> bool:
-    return _keras_compat.is_registered(obj)
 
 
 def _fail(where: Where, value: object, expected: str, fix: str) -> None:
@@ -141,9 +109,9 @@ def _check_function(fn: Any, where: Where) -> None:
 
 
 def _function_round_trips(fn: Any) -> bool:
-    if _is_registered(fn):
+    if _registry.is_registered(fn):
         return True
-    if not isinstance(fn, types.FunctionType) or not _is_builtin_keras(fn):
+    if not isinstance(fn, types.FunctionType) or not _registry.is_keras_own(fn):
         return False
     try:
         with warnings.catch_warnings():
@@ -156,7 +124,7 @@ def _function_round_trips(fn: Any) -> bool:
 
 def _check_keras_object(value: object, where: Where) -> None:
     cls = type(value)
-    if not (_is_registered(cls) or _is_builtin_keras(cls)):
+    if not (_registry.is_registered(cls) or _registry.is_keras_own(cls)):
         _fail(
             where,
             value,
@@ -168,7 +136,7 @@ def _check_keras_object(value: object, where: Where) -> None:
 
 
 def _enum_name(cls: type) -> str:
-    registered = _keras_compat.registered_name(cls)
+    registered = _registry.registered_name(cls)
     return registered or f"{cls.__module__}:{cls.__qualname__}"
 
 
@@ -176,7 +144,7 @@ def _check_enum(value: enum.Enum, where: Where) -> None:
     """Only registered Enums: loading finds an Enum class by its registered
     name alone, never through a module a file names."""
     cls = type(value)
-    if _is_registered(cls):
+    if _registry.is_registered(cls):
         return
     if "<locals>" in cls.__qualname__:
         _fail(
@@ -262,10 +230,10 @@ def snapshot(value: Any, where: Where) -> Any:
         return value
     if isinstance(value, (int, float, str)):  # subclasses, e.g. np.float64
         return value
-    if isinstance(value, types.FunctionType) or _is_registered(value):
+    if isinstance(value, types.FunctionType) or _registry.is_registered(value):
         _check_function(value, where)
         return value
-    if _is_keras_object(value):
+    if _registry.is_keras_object(value):
         _check_keras_object(value, where)
         return value
     _unsupported(value, where)
@@ -323,14 +291,16 @@ def encode(value: Any, where: Where) -> Any:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, types.FunctionType) or (
-        callable(value) and _is_registered(value) and not _is_keras_object(value)
+        callable(value)
+        and _registry.is_registered(value)
+        and not _registry.is_keras_object(value)
     ):
         _check_function(value, where)
         return {
             TAG: "keras",
             "config": _plain(keras.saving.serialize_keras_object(value)),
         }
-    if _is_keras_object(value):
+    if _registry.is_keras_object(value):
         _check_keras_object(value, where)
         return {
             TAG: "keras",
@@ -529,7 +499,7 @@ def _decode_enum(value: dict[str, Any]) -> enum.Enum:
         raise _bad_tag(value, "an Enum name")
     # Registered Enums only, looked up in the registry: no module a file names
     # is imported or searched, no attribute of anything is read.
-    cls = keras.saving.get_custom_objects().get(name)
+    cls = _registry.registered_object(name)
     if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
         module_name = name.partition(":")[0] if ":" in name else None
         claim = (

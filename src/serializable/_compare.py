@@ -18,7 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import _keras_compat
+from . import _keras_compat, _registry
 from ._errors import docs_url, innermost
 
 # The original objects' configs, computed once per assert_roundtrip call: the
@@ -207,8 +207,6 @@ def _check_config_completeness(
     """
     import inspect
 
-    from ._codec import _is_builtin_keras
-
     originals = [model, *_layers(model)]
     partners: list[list[Any]] = [[] for _ in originals]
     for restored in restored_models:
@@ -219,7 +217,7 @@ def _check_config_completeness(
                     partners[index].append(other)
     for obj, reloaded in zip(originals, partners, strict=True):
         cls = type(obj)
-        if _is_builtin_keras(cls):
+        if _registry.is_keras_own(cls):
             continue
         config = _original_config(obj)
         if not isinstance(config, dict):

@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from . import _codec, _keras_compat
+from . import _codec, _keras_compat, _registry
 from ._codec import TAG, Where
 from ._errors import (
     ConfigVersionError,
@@ -578,7 +578,7 @@ def _looks_serialized(value: Any) -> bool:
 def defines_own(cls: type, method: str) -> bool:
     """True if `cls` or a parent below its Keras base writes `method` itself."""
     for klass in cls.__mro__:
-        if _codec._is_builtin_keras(klass) or klass is object:
+        if _registry.is_keras_own(klass) or klass is object:
             return False
         attr = klass.__dict__.get(method)
         if attr is None:

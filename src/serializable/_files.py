@@ -19,13 +19,24 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from . import _guard, _h5, _inspect, _keras2, _keras_compat, _savecheck
+from . import (
+    _compile,
+    _fastbuild,
+    _guard,
+    _h5,
+    _inspect,
+    _keras2,
+    _keras_compat,
+    _manifest,
+    _savecheck,
+)
 from ._compare import compare_models
 from ._errors import (
     MissingClassError,
@@ -36,6 +47,21 @@ from ._errors import (
 )
 
 __all__ = ["load_model", "save_model"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a file, as `load_model` was asked, passed down as one value.
+
+    `optimizer_state=False` compiles the model (with `compile`) but leaves the
+    optimizer's saved variables in the file. `safe_mode` is Keras's
+    (`load_model`'s explicit opt-out for trusted files).
+    """
+
+    compile: bool = True
+    custom_objects: dict[str, Any] | None = None
+    optimizer_state: bool = True
+    safe_mode: bool = True
 
 
 def _format_for(path: Path, action: str) -> str:
@@ -310,7 +336,7 @@ def _add_keras_manifest(path: Path, model: keras.Model) -> None:
         # The config Keras just wrote names every custom object: no need to
         # serialize the model a second time.
         config = json.loads(archive.read("config.json"))
-        manifest = _h5.manifest(model, config)
+        manifest = _manifest.manifest(model, config)
         manifest[_guard.INTEGRITY_MARKER] = _guard.INTEGRITY_VERSION
         # In the archive comment, not a fourth member: Keras's loader takes any
         # member beyond its three for an asset and extracts the whole archive,
@@ -333,7 +359,8 @@ def _verify(model: keras.Model, path: Path, include_optimizer: bool) -> None:
     `include_optimizer` the reloaded model is still compiled from the file's
     training configuration, so one that cannot be rebuilt fails here.
     """
-    restored = _load_file(path, include_optimizer, None, optimizer_state=False)
+    options = LoadOptions(compile=include_optimizer, optimizer_state=False)
+    restored = _load_file(path, options)
     problems = compare_models(model, restored)
     if problems:
         lines = [
@@ -393,19 +420,12 @@ def load_model(
     model = serializable.load_model("model.h5")
     ```
     """
-    return _load_file(Path(filepath), compile, custom_objects, safe_mode=safe_mode)
+    options = LoadOptions(compile, custom_objects, safe_mode=safe_mode)
+    return _load_file(Path(filepath), options)
 
 
-def _load_file(
-    path: Path,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    optimizer_state: bool = True,
-    *,
-    safe_mode: bool = True,
-) -> keras.Model:
-    """`load_model`; `optimizer_state=False` leaves the optimizer's saved
-    variables in the file (see `_load`)."""
+def _load_file(path: Path, options: LoadOptions) -> keras.Model:
+    """`load_model`, with its arguments as `options`."""
     # An .h5 file is opened once: its metadata, then the model, from one handle.
     with _inspect.opened(path, weight_shapes=False) as (contents, handle):
         # .keras: every member read through once (its CRC-32 and the integrity
@@ -416,23 +436,10 @@ def _load_file(
         try:
             keras2 = _keras2.is_keras2(contents)
             if keras2:  # configs rewritten for Keras 3; refusals raised here
-                _keras2.prepare(contents, custom_objects, safe_mode)
-            _check_classes(contents, custom_objects or {})
-            if keras2:
-                model = _load_keras2(
-                    path, contents, handle, compile, custom_objects, safe_mode,
-                    optimizer_state,
-                )  # fmt: skip
-            else:
-                model = _load(
-                    path,
-                    contents,
-                    handle,
-                    compile,
-                    custom_objects,
-                    optimizer_state,
-                    safe_mode=safe_mode,
-                )
+                _keras2.prepare(contents, options.custom_objects, options.safe_mode)
+            _check_classes(contents, options.custom_objects or {})
+            load = _load_keras2 if keras2 else _load
+            model = load(path, contents, handle, options)
         except BaseException:
             if checker is not None:
                 checker.result()
@@ -441,7 +448,7 @@ def _load_file(
             checker.result()
         if keras2:
             return model
-    _h5.restore_notes(model, contents.notes)
+    _manifest.restore_notes(model, contents.notes)
     return model
 
 
@@ -468,32 +475,16 @@ class _Checker:
 
 
 def _load(
-    path: Path,
-    contents: _inspect.FileContents,
-    handle: Any,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    optimizer_state: bool = True,
-    *,
-    safe_mode: bool = True,
+    path: Path, contents: _inspect.FileContents, handle: Any, options: LoadOptions
 ) -> keras.Model:
-    """Build the model from an opened file; its errors become ours.
-
-    `optimizer_state=False` compiles the model (with `compile`) but leaves the
-    optimizer's saved variables in the file.
-    """
+    """Build the model from an opened file; its errors become ours."""
+    compile, custom_objects = options.compile, options.custom_objects
+    safe_mode, optimizer_state = options.safe_mode, options.optimizer_state
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy.*")
             if contents.format == "h5":
-                return _h5.load_open(
-                    handle,
-                    contents,
-                    compile,
-                    custom_objects,
-                    optimizer_state,
-                    safe_mode=safe_mode,
-                )
+                return _h5.load_open(handle, contents, options)
             with _keras_path(path) as keras_path:
                 compiled = compile and optimizer_state
 
@@ -517,8 +508,8 @@ def _load(
                 else:
                     # Keras's loader builds the model, then assigns the saved
                     # values: unfilled, each variable is made from its value
-                    # without running its initializer first (`_h5.Unfilled`).
-                    unfilled = _h5.Unfilled()
+                    # without running its initializer first (`_fastbuild.Unfilled`).
+                    unfilled = _fastbuild.Unfilled()
                     model = unfilled.build(keras_load)
                     unfilled.finish()
             if compile and not optimizer_state and contents.compile_config:
@@ -624,7 +615,7 @@ def _load_compiled_as_saved(
         )
     if not isinstance(arguments, dict):
         return model
-    if not _h5.compile_takes(model, arguments):
+    if not _compile.compile_takes(model, arguments):
         return model
     model.compile(**arguments)
     optimizer = getattr(model, "optimizer", None)
@@ -662,20 +653,11 @@ def _restore_keras_optimizer(model: keras.Model, optimizer: Any, path: Path) -> 
 
 
 def _load_keras2(
-    path: Path,
-    contents: _inspect.FileContents,
-    handle: Any,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    safe_mode: bool,
-    optimizer_state: bool,
+    path: Path, contents: _inspect.FileContents, handle: Any, options: LoadOptions
 ) -> keras.Model:
     """A Keras 2 file (see `_keras2`); its errors become ours."""
     try:
-        return _keras2.load(
-            path, contents, handle, compile, custom_objects, safe_mode,
-            optimizer_state,
-        )  # fmt: skip
+        return _keras2.load(path, contents, handle, options)
     except SerializableError:
         raise
     except Exception as err:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _configwalk
 from ._errors import ModelFileError
 
 # JSON: configs of real models are a few MiB at most and nest a few dozen
@@ -128,18 +129,9 @@ def loads(path: Path | str, data: bytes | str, what: str) -> Any:
 
 def check_depth(path: Path | str, value: Any, what: str) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH (walked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > MAX_JSON_DEPTH:
+    for item, depth in _configwalk.walk_depths(value):
+        if depth > MAX_JSON_DEPTH and isinstance(item, (dict, list)):
             raise _bad(path, f"{what} nested deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
 
 
 # ---------------------------------------------------------------------------
@@ -293,6 +285,17 @@ def keras_record(archive: zipfile.ZipFile, manifest: dict[str, Any]) -> dict[str
     }
 
 
+def _no_record(path: Path | str, manifest: Any) -> None:
+    """A file without an integrity record is fine unless its manifest says it
+    has one (then the record was removed)."""
+    if isinstance(manifest, dict) and INTEGRITY_MARKER in manifest:
+        raise damaged(
+            path,
+            "the integrity record",
+            "none, though the manifest says it has one",
+        )
+
+
 def keras_integrity(
     archive: zipfile.ZipFile,
     path: Path | str,
@@ -305,12 +308,7 @@ def keras_integrity(
     manifest = comment.get(manifest_key)
     record = comment.get(INTEGRITY_KERAS)
     if record is None:
-        if isinstance(manifest, dict) and INTEGRITY_MARKER in manifest:
-            raise damaged(
-                path,
-                "the integrity record",
-                "none, though the manifest says it has one",
-            )
+        _no_record(path, manifest)
     elif not isinstance(record, dict) or not isinstance(record.get("members"), dict):
         raise damaged(
             path, "the integrity record", f"a {type(record).__name__} of the wrong form"
@@ -414,12 +412,7 @@ def h5_integrity(handle: Any, path: Path | str, manifest: Any) -> bool:
     (then every dataset must carry a checksum)."""
     raw = handle.attrs.get(INTEGRITY_H5)
     if raw is None:
-        if isinstance(manifest, dict) and INTEGRITY_MARKER in manifest:
-            raise damaged(
-                path,
-                "the integrity record",
-                "none, though the manifest says it has one",
-            )
+        _no_record(path, manifest)
         return False
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:

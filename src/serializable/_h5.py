@@ -27,28 +27,38 @@ item is a section of docs/pitfalls.md):
 
 For speed on large models: weights are written from views of the variables,
 not copies, and on load every variable is created from its saved array
-instead of being initialized and then assigned (`Unfilled`, also used for
-`.keras` loads without an optimizer).
+instead of being initialized and then assigned (`_fastbuild.Unfilled`).
+What both formats write and read besides (the manifest, compiling from a
+training config) is in `_manifest` and `_compile`.
 
 Nothing here imports a module named in a file, and Keras's safe mode stays on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import keras
 import numpy as np
 
-from . import _backends, _guard, _keras_compat
+from . import (
+    _backends,
+    _compile,
+    _configwalk,
+    _fastbuild,
+    _guard,
+    _keras_compat,
+    _manifest,
+    _registry,
+)
 from ._errors import FormatLimitError, ModelFileError, SerializableError, docs_url
 from ._inspect import MANIFEST_H5, FileContents
+
+if TYPE_CHECKING:
+    from ._files import LoadOptions
 
 WEIGHT_INDEX = "serializable_weight_index"
 CHECKSUM = "serializable_checksum"
@@ -138,10 +148,10 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
             f"{type(err).__name__}: {err}. Save it as .keras instead."
         )
         raise FormatLimitError(message) from err
-    registered = _keras_compat.registered_name(type(model))
+    registered = _registry.registered_name(type(model))
     if registered:
         metadata["model_config"]["class_name"] = registered
-    notes = manifest(model, metadata)
+    notes = _manifest.manifest(model, metadata)
     if model.built and not _keras_compat.is_functional(model):
         build_config = model.get_build_config()
         if build_config:
@@ -166,87 +176,6 @@ def save(model: keras.Model, path: Path, include_optimizer: bool = True) -> None
 
 def _json_default(obj: Any) -> Any:
     return _keras_compat.legacy_json_default(obj)
-
-
-def manifest(model: keras.Model, config: Any = None) -> dict[str, Any]:
-    """Registered name -> module of every custom class the model uses, plus
-    notes Keras does not keep: the registered top-level class and whether the
-    model's outputs are a tuple (docs/pitfalls.md#tuples).
-
-    `config` is the model's config as the caller already serialized it (the
-    `.keras` `config.json`, or the `.h5` metadata with its training config);
-    without it the model is serialized again here.
-    """
-    if config is None:
-        try:
-            config = keras.saving.serialize_keras_object(model)
-        except Exception:
-            config = {}
-    manifest: dict[str, Any] = {}
-    for name in [*_registered_strings(config), *_top_names(model)]:
-        obj = keras.saving.get_custom_objects().get(name)
-        module = getattr(obj, "__module__", None)
-        if module and module != "__main__":
-            manifest[name] = module
-    top = _keras_compat.registered_name(type(model))
-    if top:
-        manifest["__top__"] = top
-    manifest["__backend__"] = keras.backend.backend()
-    if isinstance(_keras_compat.outputs_structure(model), tuple):
-        manifest["__outputs__"] = "tuple"
-    frozen = [
-        layer.path
-        for layer in _keras_compat.flatten_layers(model)
-        if not layer.trainable
-    ]
-    if frozen:
-        manifest["__frozen__"] = frozen
-    return manifest
-
-
-def restore_notes(model: keras.Model, notes: dict[str, Any]) -> None:
-    """Put back what the notes record: tuple outputs come back as tuples.
-
-    See docs/pitfalls.md#tuples.
-    """
-    if notes.get("__outputs__") == "tuple":
-        structure = _keras_compat.outputs_structure(model)
-        if isinstance(structure, list):
-            _keras_compat.set_outputs_structure(model, tuple(structure))
-    # A sub-layer frozen after construction is in no config
-    # (docs/pitfalls.md#duplicate-weight-names).
-    frozen = set(notes.get("__frozen__", ()))
-    if frozen:
-        for layer in _keras_compat.flatten_layers(model):
-            if layer.path in frozen and layer.trainable:
-                layer.trainable = False
-
-
-def _registered_strings(config: Any) -> list[str]:
-    """Every string in a config that is a registered name, in order.
-
-    Both config styles name a custom object by its registered name: the
-    `.keras` style under "registered_name" (and "config" for functions), the
-    legacy `.h5` style as "class_name" or as a bare string for functions.
-    """
-    registered = keras.saving.get_custom_objects()
-    found: list[str] = []
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item in registered:
-                found.append(item)
-        elif isinstance(item, dict):
-            stack.extend(reversed(list(item.values())))
-        elif isinstance(item, (list, tuple)):
-            stack.extend(reversed(item))
-    return found
-
-
-def _top_names(model: keras.Model) -> list[str]:
-    name = _keras_compat.registered_name(type(model))
-    return [name] if name else []
 
 
 def _write_weights(group: h5py.Group, model: keras.Model) -> None:
@@ -435,33 +364,22 @@ def _load_own_state(handle: h5py.File, model: keras.Model) -> None:
 # ---------------------------------------------------------------------------
 
 
-def load_open(
-    handle: h5py.File,
-    contents: FileContents,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    optimizer_state: bool = True,
-    *,
-    safe_mode: bool = True,
-) -> Any:
+def load_open(handle: h5py.File, contents: FileContents, options: LoadOptions) -> Any:
     """Load an `.h5` model written by this module or by plain Keras 3.
 
     `handle` and `contents` come from `_inspect.opened`, which has read the
     metadata; `contents.model_config` is consumed (Keras's loader edits it).
-    `optimizer_state=False` compiles (with `compile`) without restoring the
-    optimizer's saved variables. `safe_mode` is Keras's (`load_model`'s
-    explicit opt-out for trusted files).
     """
     path = contents.path
     model_config = contents.model_config
-    objects = {**_operation_classes(model_config), **(custom_objects or {})}
-    unfilled = Unfilled()
+    objects = {**_operation_classes(model_config), **(options.custom_objects or {})}
+    unfilled = _fastbuild.Unfilled()
     # Files with an integrity record must have a checksum on every dataset.
     required = _guard.INTEGRITY_MARKER in contents.notes
     # Safe unless the user passed safe_mode=False or turned it off for the
     # process, as Keras's own `.keras` loader honours
     # `keras.config.enable_unsafe_deserialization()`.
-    safe = safe_mode and _keras_compat.process_safe_mode()
+    safe = options.safe_mode and _keras_compat.process_safe_mode()
     with _keras_compat.legacy_loading_scope(safe):
         model = _build(handle, model_config, objects, unfilled, contents.notes)
         try:
@@ -472,9 +390,9 @@ def load_open(
     unfilled.finish()
     _load_own_state(handle, model)
     training = contents.compile_config
-    if compile and training is not None:
-        compiled = _compile(model, training, objects)
-        if compiled and optimizer_state and "optimizer_weights" in handle:
+    if options.compile and training is not None:
+        compiled = _compile.compile_from_training(model, training, objects)
+        if compiled and options.optimizer_state and "optimizer_weights" in handle:
             try:
                 _load_optimizer(handle["optimizer_weights"], model, required)
             except ModelFileError as err:
@@ -487,7 +405,7 @@ def _build(
     handle: h5py.File,
     model_config: dict[str, Any],
     objects: dict[str, Any],
-    unfilled: Unfilled,
+    unfilled: _fastbuild.Unfilled,
     notes: dict[str, Any] | None = None,
 ) -> Any:
     """The model from its config, its variables left for the file to fill."""
@@ -518,116 +436,6 @@ def _rebuild(model: Any, notes: dict[str, Any]) -> None:
         model.built = True
 
 
-class Unfilled:
-    """Variables created without a value, which the file then gives one.
-
-    Inside Keras's `StatelessScope` a new variable is recorded with its
-    initializer but not initialized (Keras's deferred initialization), and an
-    assignment is recorded instead of applied. A model built that way skips
-    computing initial values the file overwrites at once: for a Dense kernel
-    the Glorot draw costs more than reading the weights from disk. `fill`
-    then creates a variable directly from its saved array, and `finish`
-    creates the rest from what was assigned to them in the block (Keras's
-    `.keras` loader assigns the saved values) or, for variables the file
-    does not hold (seed generator states, metrics), with their own
-    initializers, as an ordinary build would have.
-
-    Only on TensorFlow, where it is tested (also under a `MirroredStrategy`,
-    whose variables it creates as such); on other backends `creating` is a
-    plain block and `fill` assigns.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[int, Any] = {}
-        self._assigned: dict[int, tuple[Any, Any]] = {}
-
-    def build(self, build: Callable[[], Any]) -> Any:
-        """`build()` with its variables unfilled; if that fails (a layer needs a
-        value while it is built: it makes a variable from an array, say), the
-        ordinary way, so a real error is raised from an ordinary build."""
-        deferred = False
-        try:
-            with self.creating() as deferred:
-                return build()
-        except Exception:
-            if not deferred:
-                raise
-        self.discard()
-        return build()
-
-    @contextlib.contextmanager
-    def creating(self, enabled: bool = True) -> Iterator[bool]:
-        """Leave variables created in the block unfilled; yields whether it does."""
-        tested = _backends.creates_unfilled_variables()
-        tested = tested and _keras_compat.can_defer_initialization()
-        if not (enabled and tested) or _keras_compat.in_stateless_scope():
-            yield False
-            return
-        listed = _keras_compat.uninitialized_variables()
-        known = {id(v) for v in listed}
-        scope = _Recording()
-        try:
-            with scope:
-                yield True
-        finally:
-            listed = _keras_compat.uninitialized_variables()
-            for variable in listed:
-                if id(variable) not in known:
-                    self._pending[id(variable)] = variable
-            # Ours to initialize: a later `initialize_all_variables` must not.
-            kept = [v for v in listed if id(v) in known]
-            _keras_compat.set_uninitialized_variables(kept)
-            for ident, variable in scope.assigned.items():
-                self._assigned[ident] = (variable, scope.get_current_value(variable))
-
-    def fill(self, variable: Any, value: Any) -> None:
-        """Give `variable` the saved `value`: created from it, or assigned."""
-        self._assigned.pop(id(variable), None)
-        if self._pending.pop(id(variable), None) is None:
-            variable.assign(value)
-            return
-        _keras_compat.initialize_deferred(variable, _constant(value))
-
-    def finish(self) -> None:
-        """Give every variable left the value assigned to it in the block, or
-        else (if it has none yet) its own initial value."""
-        assigned, self._assigned = self._assigned, {}
-        for variable, value in assigned.values():
-            self.fill(variable, value)
-        pending, self._pending = self._pending, {}
-        for variable in pending.values():
-            _keras_compat.initialize_deferred(variable)
-
-    def discard(self) -> None:
-        """Forget the variables and assignments of an abandoned build."""
-        self._pending = {}
-        self._assigned = {}
-
-
-class _Recording(keras.StatelessScope):
-    """A `StatelessScope` that remembers which variables were assigned."""
-
-    def __init__(self) -> None:
-        super().__init__(initialize_variables=False)
-        self.assigned: dict[int, Any] = {}
-
-    def add_update(self, update: Any) -> None:
-        variable, _ = update
-        self.assigned[id(variable)] = variable
-        super().add_update(update)
-
-
-def _constant(value: Any) -> Any:
-    """An initializer that returns the saved value (cast as `assign` would)."""
-
-    def initializer(shape: Any, dtype: Any = None) -> Any:
-        if dtype is None or keras.backend.standardize_dtype(value.dtype) == dtype:
-            return value
-        return keras.ops.cast(value, dtype)
-
-    return initializer
-
-
 def _text(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
@@ -639,26 +447,13 @@ def _operation_classes(config: Any) -> dict[str, Any]:
     looks up among layers only; they are Keras's own classes in `keras.ops`.
     """
     found: dict[str, Any] = {}
-    for class_name in _class_names(config):
-        if class_name in _keras_compat.keras_builtin_names() or class_name in found:
+    for class_name in _configwalk.class_names(config):
+        if _registry.is_keras_class_name(class_name) or class_name in found:
             continue
         cls = _keras_compat.operation_class(class_name)
         if cls is not None:
             found[class_name] = cls
     return found
-
-
-def _class_names(config: Any) -> set[str]:
-    names: set[str] = set()
-    if isinstance(config, dict):
-        if isinstance(config.get("class_name"), str):
-            names.add(config["class_name"])
-        for value in config.values():
-            names |= _class_names(value)
-    elif isinstance(config, list):
-        for value in config:
-            names |= _class_names(value)
-    return names
 
 
 def _serializable_as_keras(model: Any) -> bool:
@@ -673,7 +468,10 @@ def _serializable_as_keras(model: Any) -> bool:
 
 
 def _load_weights(
-    group: h5py.Group, model: keras.Model, unfilled: Unfilled, required: bool = False
+    group: h5py.Group,
+    model: keras.Model,
+    unfilled: _fastbuild.Unfilled,
+    required: bool = False,
 ) -> None:
     layers = [layer for layer in model.layers if _keras_compat.legacy_weights(layer)]
     names = [
@@ -710,7 +508,7 @@ def _load_subset(
     owner: Any,
     legacy: list[Any],
     order: list[Any],
-    unfilled: Unfilled,
+    unfilled: _fastbuild.Unfilled,
     required: bool = False,
 ) -> None:
     names = _keras_compat.load_h5_attributes(group, "weight_names")
@@ -777,105 +575,6 @@ def _check_data(dataset: Any, value: np.ndarray, what: str, required: bool) -> N
         raise ModelFileError(message)
 
 
-def _compile(
-    model: keras.Model, training: dict[str, Any], objects: dict[str, Any]
-) -> bool:
-    """Compile from a legacy training config; strings stay strings. False
-    when the model's own `compile` does not take them (`compile_takes`).
-
-    See docs/pitfalls.md#string-losses-in-h5.
-    """
-    optimizer_config = training["optimizer_config"]
-    name = (
-        optimizer_config.get("class_name")
-        if isinstance(optimizer_config, dict)
-        else None
-    )
-    # vars(), not getattr: a name from a file never reaches a module's
-    # __getattr__.
-    keras_class = vars(keras.optimizers).get(name) if isinstance(name, str) else None
-    if isinstance(name, str) and inspect.isclass(keras_class) and name not in objects:
-        # Keras's legacy deserializer knows only the older optimizers (Lamb: no).
-        objects = {**objects, name: keras_class}
-    with keras.saving.custom_object_scope(objects):
-        optimizer = keras.optimizers.deserialize(optimizer_config)
-        loss = _nested(training.get("loss"), keras.losses.deserialize, objects)
-        metrics = _nested(training.get("metrics"), keras.metrics.deserialize, objects)
-        weighted = _nested(
-            training.get("weighted_metrics"), keras.metrics.deserialize, objects
-        )
-    arguments = {
-        "optimizer": optimizer,
-        "loss": loss,
-        "metrics": metrics,
-        "weighted_metrics": weighted,
-        "loss_weights": training.get("loss_weights"),
-    }
-    if not compile_takes(model, arguments):
-        return False
-    model.compile(**arguments)
-    return True
-
-
-def compile_takes(model: keras.Model, arguments: dict[str, Any]) -> bool:
-    """Whether the model's `compile` takes the saved compile arguments; if not
-    (a GAN's `compile(d_optimizer, g_optimizer, loss_fn)`, whose arguments no
-    file records), warn that the model stays uncompiled, as Keras does."""
-    try:
-        inspect.signature(model.compile).bind(**arguments)
-    except TypeError:
-        import warnings
-
-        warnings.warn(
-            f"Model '{model.name}' was not compiled on load: its class's "
-            "compile() does not take the saved compile arguments "
-            f"({', '.join(sorted(arguments))}). Call compile() after loading, "
-            "or give the class get_compile_config() and "
-            "compile_from_config(config).",
-            stacklevel=4,
-        )
-        return False
-    return True
-
-
-def _named(name: str, objects: dict[str, Any]) -> Any:
-    """A loss or metric named by a string: the registered or passed custom
-    function it names (Keras's `compile` cannot look those up), else the
-    string itself, which Keras interprets ("mse", "accuracy"; see
-    docs/pitfalls.md#string-losses-in-h5)."""
-    registered = keras.saving.get_custom_objects()
-    for key in (name, name.rsplit(">", 1)[-1]):
-        if key in objects:
-            return objects[key]
-    if name in registered:
-        return registered[name]
-    # A Keras function compile cannot look up by name ("huber" as a metric).
-    from ._keras_compat import keras_builtin_function
-
-    found = keras_builtin_function(name) if ">" not in name else None
-    if inspect.isfunction(found):
-        return found
-    return name
-
-
-def _nested(
-    config: Any, deserialize: Any, objects: dict[str, Any] | None = None
-) -> Any:
-    if config is None:
-        return config
-    if isinstance(config, str):
-        return config if objects is None else _named(config, objects)
-    if isinstance(config, dict) and "class_name" in config:
-        return deserialize(config)
-    if isinstance(config, dict):
-        return {
-            key: _nested(value, deserialize, objects) for key, value in config.items()
-        }
-    if isinstance(config, (list, tuple)):
-        return [_nested(value, deserialize, objects) for value in config]
-    return config
-
-
 def _load_optimizer(
     group: h5py.Group, model: keras.Model, required: bool = False
 ) -> None:
@@ -887,7 +586,7 @@ def _load_optimizer(
     names = _keras_compat.load_h5_attributes(group, "weight_names")
     datasets = [group[name] for name in names]
     # The slots are created from the saved arrays, not as zeros then assigned.
-    unfilled = Unfilled()
+    unfilled = _fastbuild.Unfilled()
     if len(optimizer.variables) != len(datasets):
         # Saved after training: slots exist. Saved before any step: only the
         # iteration count and learning rate, like this unbuilt optimizer.

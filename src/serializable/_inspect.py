@@ -550,32 +550,31 @@ def required_classes(contents: FileContents) -> list[ClassRef]:
 
 
 def _walk_custom(config: Any) -> list[tuple[str, str, str | None]]:
+    from ._configwalk import objects
+
     out: list[tuple[str, str, str | None]] = []
-    if isinstance(config, dict):
-        registered = config.get("registered_name")
-        class_name = config.get("class_name")
-        module = config.get("module")
-        if isinstance(class_name, str) and "config" in config:
-            if class_name == "function" and isinstance(config.get("config"), str):
-                name = config["config"]
-                if ">" in name or (
-                    module
-                    and not _is_keras_module(module)
-                    and not (module == "builtins" and _is_keras_function(name))
-                ):
-                    out.append((name, name.rsplit(">", 1)[-1], _module_or_none(module)))
-            elif isinstance(registered, str) and (
-                ">" in registered
-                or (module is not None and not _is_keras_module(module))
+    for obj in objects(config):
+        if "config" not in obj:
+            continue
+        registered, class_name, module = (
+            obj.get("registered_name"),
+            obj["class_name"],
+            obj.get("module"),
+        )
+        if class_name == "function" and isinstance(obj.get("config"), str):
+            name = obj["config"]
+            if ">" in name or (
+                module
+                and not _is_keras_module(module)
+                and not (module == "builtins" and _is_keras_function(name))
             ):
-                out.append((registered, class_name, _module_or_none(module)))
-            elif ">" in class_name:  # legacy .h5 nested objects
-                out.append((class_name, class_name.rsplit(">", 1)[-1], None))
-        for value in config.values():
-            out.extend(_walk_custom(value))
-    elif isinstance(config, (list, tuple)):
-        for value in config:
-            out.extend(_walk_custom(value))
+                out.append((name, name.rsplit(">", 1)[-1], _module_or_none(module)))
+        elif isinstance(registered, str) and (
+            ">" in registered or (module is not None and not _is_keras_module(module))
+        ):
+            out.append((registered, class_name, _module_or_none(module)))
+        elif ">" in class_name:  # legacy .h5 nested objects
+            out.append((class_name, class_name.rsplit(">", 1)[-1], None))
     return out
 
 
@@ -618,21 +617,23 @@ def _module_or_none(module: Any) -> str | None:
 
 
 def _is_keras_module(module: str) -> bool:
-    return module == "keras" or module.startswith("keras.")
+    from ._registry import is_keras_module
+
+    return is_keras_module(module)
 
 
 def _is_keras_name(name: str) -> bool:
-    from ._keras_compat import keras_builtin_names
+    from ._registry import is_keras_class_name
 
-    return name in keras_builtin_names()
+    return is_keras_class_name(name)
 
 
 def _is_keras_function(name: str) -> bool:
     """A function Keras saves with module "builtins" and finds by its bare name
     in its own modules (`keras.activations.relu`, `keras.losses.mse`, ...)."""
-    from ._keras_compat import keras_builtin_function
+    from ._registry import keras_function
 
-    return keras_builtin_function(name) is not None
+    return keras_function(name) is not None
 
 
 def _resolvable(name: str) -> bool:

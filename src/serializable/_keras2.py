@@ -24,15 +24,19 @@ import json
 import shutil
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
-from . import _keras_compat
+from . import _configwalk, _keras_compat, _registry
+from ._compile import compile_from_training
 from ._errors import MissingClassError, ModelFileError, docs_url
+
+if TYPE_CHECKING:
+    from ._files import LoadOptions
 
 DOCS = docs_url("migrating-from-keras-2")
 
@@ -244,19 +248,19 @@ def _resolve_class(entry: dict[str, Any], result: Translation, custom: dict) -> 
     if name in TF_OP_LAYERS or name == "Lambda":
         return name
     if ">" in name:
-        if name in custom or _registered(name):
-            return name.rsplit(">", 1)[-1] if _is_builtin(name) else name
+        if name in custom or _registry.is_registered_name(name):
+            return name.rsplit(">", 1)[-1] if _registry.is_keras_class(name) else name
         bare = name.rsplit(">", 1)[-1]
-        if name.startswith("Custom>") and _is_builtin(bare):
+        if name.startswith("Custom>") and _registry.is_keras_class(bare):
             entry["class_name"] = bare
             entry["registered_name"] = None
             result.note(f"{name!r} -> Keras 3's {bare}")
             return bare
         result.missing.append(name)
         return name
-    if _is_builtin(name) or name in custom:
+    if _registry.is_keras_class(name) or name in custom:
         return name
-    found = _single_registered(name)
+    found = _registry.single_registered(name)
     if found is not None:
         entry["class_name"] = found
         if "registered_name" in entry:
@@ -267,39 +271,6 @@ def _resolve_class(entry: dict[str, Any], result: Translation, custom: dict) -> 
     if name not in result.missing:
         result.missing.append(name)
     return name
-
-
-def _registered(name: str) -> bool:
-    return name in keras.saving.get_custom_objects()
-
-
-def _single_registered(bare: str) -> str | None:
-    """The registered name of the single class registered as `*>bare`.
-
-    The library's own classes are not candidates, so its `CTCLayer` never
-    makes a user's ambiguous; two user classes of that name are ambiguous and
-    resolve to nothing (the name is then reported missing).
-    """
-    names = [
-        key
-        for key in keras.saving.get_custom_objects()
-        if key.rsplit(">", 1)[-1] == bare and ">" in key
-    ]
-    # The library's own classes (`serializable>CTCLayer`) are never what a
-    # Keras 2 file meant: Keras 2 could not save them.
-    users = [key for key in names if not key.startswith("serializable>")]
-    return users[0] if len(users) == 1 else None
-
-
-def _is_builtin(name: str) -> bool:
-    from keras import layers, losses, metrics, optimizers
-
-    if name in ("Functional", "Sequential", "Model", "InputLayer"):
-        return True
-    return any(
-        isinstance(getattr(module, name, None), type)
-        for module in (layers, losses, metrics, optimizers)
-    )
 
 
 def _functional(inner: dict[str, Any], result: Translation, custom: dict) -> None:
@@ -453,7 +424,9 @@ def _optimizer(config: Any, result: Translation, custom: dict) -> Any:
     rate = inner.get("learning_rate")
     if isinstance(rate, dict):
         inner["learning_rate"] = _schedule(rate, result)
-    if ">" in class_name and not (class_name in custom or _registered(class_name)):
+    if ">" in class_name and not (
+        class_name in custom or _registry.is_registered_name(class_name)
+    ):
         result.missing.append(class_name)
     if ">" not in class_name:
         return {"module": "keras.optimizers", "class_name": class_name,
@@ -492,9 +465,9 @@ def _losses(config: Any, result: Translation, custom: dict) -> Any:
         result.note('loss reduction "auto" -> "sum_over_batch_size"')
     if class_name == "LossFunctionWrapper":
         return inner.get("name")
-    if not _is_builtin(class_name) and class_name not in custom:
-        found = _single_registered(class_name)
-        if found is None and not _registered(class_name):
+    if not _registry.is_keras_class(class_name) and class_name not in custom:
+        found = _registry.single_registered(class_name)
+        if found is None and not _registry.is_registered_name(class_name):
             result.missing.append(class_name)
         class_name = found or class_name
     return {"class_name": class_name, "config": inner}
@@ -505,12 +478,12 @@ def _function_name(name: Any, result: Translation, custom: dict) -> Any:
     if not isinstance(name, str) or name in custom:
         return name
     if ">" in name:
-        if not _registered(name):
+        if not _registry.is_registered_name(name):
             result.missing.append(name)
         return name
     if _keras_function(name):
         return name
-    found = _single_registered(name)
+    found = _registry.single_registered(name)
     if found is not None:
         result.renamed[name] = found
         result.note(f"bare name {name!r} -> registered {found!r}")
@@ -560,9 +533,9 @@ def _metrics(config: Any, result: Translation, custom: dict, fmt: str) -> Any:
             return name
         return _function_name(fn, result, custom)
     inner.pop("fn", None)
-    if isinstance(class_name, str) and not _is_builtin(class_name):
-        if class_name not in custom and not _registered(class_name):
-            found = _single_registered(class_name)
+    if isinstance(class_name, str) and not _registry.is_keras_class(class_name):
+        if class_name not in custom and not _registry.is_registered_name(class_name):
+            found = _registry.single_registered(class_name)
             if found is None:
                 result.missing.append(class_name)
             class_name = found or class_name
@@ -646,35 +619,28 @@ def check(path: Path, result: Translation, custom: dict, safe_mode: bool) -> Non
 # ---------------------------------------------------------------------------
 
 
-def load(
-    path: Path,
-    contents: Any,
-    handle: Any,
-    compile: bool,
-    custom_objects: dict[str, Any] | None,
-    safe_mode: bool = True,
-    optimizer_state: bool = True,
-) -> keras.Model:
+def load(path: Path, contents: Any, handle: Any, options: LoadOptions) -> keras.Model:
     """Load a Keras 2 file whose configs `translate` already rewrote."""
     from . import _backends
 
     objects = {
         **_backends.keras2_objects(contents.model_config),
-        **(custom_objects or {}),
+        **(options.custom_objects or {}),
     }
     training = contents.compile_config
     if contents.format == "h5":
         from . import _h5
 
         contents.compile_config = None  # compiled here, with the slots mapped
-        model = _h5.load_open(handle, contents, False, objects, safe_mode=safe_mode)
+        plain = replace(options, compile=False, custom_objects=objects)
+        model = _h5.load_open(handle, contents, plain)
         contents.compile_config = training
         _finalize(model)
-        state = _h5_optimizer_state(handle) if optimizer_state else None
+        state = _h5_optimizer_state(handle) if options.optimizer_state else None
     else:
-        model = _load_keras(path, contents, objects, safe_mode)
-        state = _keras_optimizer_state(path) if optimizer_state else None
-    if compile and training and training.get("optimizer_config") is not None:
+        model = _load_keras(path, contents, objects, options.safe_mode)
+        state = _keras_optimizer_state(path) if options.optimizer_state else None
+    if options.compile and training and training.get("optimizer_config") is not None:
         compiled = _compile(model, training, objects)
         if compiled and state is not None and state[0]:
             _restore_optimizer(model, training["optimizer_config"], state, path)
@@ -709,9 +675,7 @@ def _load_keras(
 
 
 def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> bool:
-    from . import _h5
-
-    registered = keras.saving.get_custom_objects()
+    registered = _registry.custom_objects()
 
     def named(item: Any) -> Any:
         # A registered loss or metric function named by a string: Keras's
@@ -727,7 +691,7 @@ def _compile(model: keras.Model, training: dict[str, Any], objects: dict) -> boo
     training = copy.deepcopy(training)  # Keras edits configs it deserializes
     for key in ("loss", "metrics", "weighted_metrics"):
         training[key] = named(training.get(key))
-    return _h5._compile(model, training, objects)
+    return compile_from_training(model, training, objects)
 
 
 def _h5_optimizer_state(handle: Any) -> tuple[list[str], list[np.ndarray]] | None:
@@ -918,7 +882,9 @@ def describe(contents: Any) -> tuple[dict[str, Any], Any]:
     result = translate(probe)
     report = {
         "written_by": f"Keras {contents.keras_version}",
-        "classes": sorted(_class_names(contents.model_config)),
+        "classes": sorted(
+            _configwalk.class_names(contents.model_config, with_config=True)
+        ),
         "translations": result.changes,
         "missing": list(dict.fromkeys(result.missing)),
         "tf_ops": result.tf_ops,
@@ -954,20 +920,6 @@ def render(report: dict[str, Any]) -> list[str]:
             + " (refused unless safe_mode=False)"
         )
     return lines
-
-
-def _class_names(config: Any) -> set[str]:
-    names: set[str] = set()
-    if isinstance(config, dict):
-        name = config.get("class_name")
-        if isinstance(name, str) and isinstance(config.get("config"), dict):
-            names.add(name)
-        for value in config.values():
-            names |= _class_names(value)
-    elif isinstance(config, list):
-        for value in config:
-            names |= _class_names(value)
-    return names
 
 
 def _all_layers(model: Any) -> list[Any]:

@@ -21,16 +21,10 @@ from typing import Any, TypeVar
 
 import keras
 
-from . import _config, _keras_compat
+from . import _config, _keras_compat, _registry
 from ._errors import RegistrationError
 
 T = TypeVar("T")
-
-# Bare class names `.h5` may store for a top-level model
-# (docs/pitfalls.md#subclassed-models-in-h5), and the
-# registered model classes behind each; a name shared by two classes is
-# ambiguous and gets no alias.
-_BARE_MODEL_NAMES: dict[str, set[str]] = {}
 
 
 def register_keras_serializable(
@@ -110,16 +104,10 @@ def register_keras_serializable(
             return obj
         keras.saving.register_keras_serializable(package=package, name=name)(obj)
         if inspect.isclass(obj) and issubclass(obj, keras.Model):
-            _alias_bare_model_name(obj, registered_name)
+            _registry.alias_bare_model_name(obj, registered_name)
         return obj
 
     return decorator
-
-
-# Registered name -> the module that registered a class defined elsewhere
-# (README "way 3": a third-party class registered from the user's module). A
-# new process must import that module, not only the class's own, to find it.
-_REGISTERED_FROM: dict[str, str] = {}
 
 
 def _note_registering_module(registered_name: str, obj: Any, frame: Any) -> None:
@@ -130,12 +118,7 @@ def _note_registering_module(registered_name: str, obj: Any, frame: Any) -> None
         frame = frame.f_back
     module = frame.f_globals.get("__name__") if frame is not None else None
     if isinstance(module, str) and module != getattr(obj, "__module__", None):
-        _REGISTERED_FROM[registered_name] = module
-
-
-def registering_module(registered_name: str) -> str | None:
-    """The module that registered `registered_name`, if not the class's own."""
-    return _REGISTERED_FROM.get(registered_name)
+        _registry.note_registering_module(registered_name, module)
 
 
 def _check_class(cls: type, registered_name: str) -> None:
@@ -168,7 +151,7 @@ def _same_object(a: Any, b: Any) -> bool:
 
 
 def _check_name_free(obj: Any, registered_name: str) -> None:
-    existing = keras.saving.get_custom_objects().get(registered_name)
+    existing = _registry.registered_object(registered_name)
     if existing is None or _same_object(existing, obj):
         return
     message = (
@@ -185,30 +168,3 @@ def _describe(obj: Any) -> str:
     return (
         f"{kind} {getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', obj)}"
     )
-
-
-def _keras_builtin_names() -> frozenset[str]:
-    return _keras_compat.keras_builtin_names()
-
-
-def _alias_bare_model_name(cls: type, registered_name: str) -> None:
-    bare = cls.__name__
-    if bare in _keras_builtin_names():
-        return  # never shadow a Keras class in `.h5` lookups
-    owners = _BARE_MODEL_NAMES.setdefault(bare, set())
-    owners.add(registered_name)
-    objects = keras.saving.get_custom_objects()
-    if len(owners) == 1:
-        objects[bare] = cls
-    else:
-        # Two registered models share the bare name: `.h5` cannot tell them
-        # apart, so neither gets the alias and Keras reports the name unknown;
-        # `bare_model_name_owners` lists the candidates for a better message.
-        current = objects.get(bare)
-        if current is not None and getattr(current, "__name__", None) == bare:
-            del objects[bare]
-
-
-def bare_model_name_owners(bare: str) -> set[str]:
-    """Registered names of the models `.h5` would store as `bare`."""
-    return set(_BARE_MODEL_NAMES.get(bare, ()))

@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 
-from . import _keras_compat
+from . import _configwalk, _keras_compat, _registry
 from ._errors import FormatLimitError, UnserializableArgumentError, docs_url
 
 __all__ = ["check", "settings_recorded"]
@@ -35,23 +35,18 @@ def _compiled_objects(model: keras.Model) -> list[Any]:
     config = _keras_compat.compile_config_dict(model)
     if config is None:
         return []
-    found: list[Any] = []
-    stack = [config.get(key) for key in ("loss", "metrics", "weighted_metrics")]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-        elif isinstance(item, (keras.losses.Loss, keras.metrics.Metric)):
-            found.append(item)
-    return found
+    parts = [config.get(key) for key in ("loss", "metrics", "weighted_metrics")]
+    return [
+        item
+        for item in _configwalk.walk(parts)
+        if isinstance(item, (keras.losses.Loss, keras.metrics.Metric))
+    ]
 
 
 def _dropped_settings(obj: Any) -> dict[str, Any]:
     """Settings a Keras wrapper loss/metric holds but its config leaves out."""
     kwargs = _keras_compat.wrapper_fn_kwargs(obj)
-    if not isinstance(kwargs, dict) or not type(obj).__module__.startswith("keras."):
+    if not isinstance(kwargs, dict) or not _registry.is_keras_own(type(obj)):
         return {}
     config = obj.get_config()
     params = inspect.signature(type(obj).__init__).parameters
@@ -153,7 +148,7 @@ def check(model: keras.Model) -> None:
     _check_shared(model)
     for obj in _custom_objects(model):
         cls = type(obj)
-        if cls.__module__.startswith("keras."):
+        if _registry.is_keras_own(cls):
             continue
         if _user_defined(cls, "from_config"):
             continue  # their own from_config decides what it needs

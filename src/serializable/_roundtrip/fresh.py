@@ -17,6 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .. import _configwalk, _registry
 from .._compare import _difference, _numpy
 from . import child
 from .settings import Run
@@ -30,8 +31,6 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
     class or function that no new process can import (defined in `__main__`
     or inside a function).
     """
-    from .._register import registering_module
-
     try:
         config = keras.saving.serialize_keras_object(model)
     except Exception:
@@ -39,7 +38,7 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
     modules: set[str] = set()
     unimportable: set[str] = set()
     for name in _registered_names(config):
-        obj = keras.saving.get_custom_objects().get(name)
+        obj = _registry.registered_object(name)
         if obj is None:
             continue
         module = getattr(obj, "__module__", "") or ""
@@ -51,7 +50,7 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
             modules.add(module)
         # A class registered from another module than its own (a third-party
         # class): that module is what makes the name known.
-        registrar = registering_module(name)
+        registrar = _registry.registering_module(name)
         if registrar == "__main__":
             unimportable.add(
                 f"{qualname} (registered as {name!r}) is registered in __main__"
@@ -63,20 +62,13 @@ def registered_modules(model: keras.Model) -> tuple[list[str], list[str]]:
 
 def _registered_names(config: Any) -> list[str]:
     names: list[str] = []
-    if isinstance(config, dict):
-        registered = config.get("registered_name")
-        if isinstance(registered, str):
-            if config.get("class_name") == "function" and isinstance(
-                config.get("config"), str
-            ):
-                names.append(config["config"])
+    for item in _configwalk.walk(config):
+        if isinstance(item, dict) and isinstance(item.get("registered_name"), str):
+            function = item.get("class_name") == "function"
+            if function and isinstance(item.get("config"), str):
+                names.append(item["config"])
             else:
-                names.append(registered)
-        for value in config.values():
-            names.extend(_registered_names(value))
-    elif isinstance(config, (list, tuple)):
-        for value in config:
-            names.extend(_registered_names(value))
+                names.append(item["registered_name"])
     return names
 
 
