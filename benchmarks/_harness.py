@@ -295,10 +295,11 @@ def header(
     **extra: Any,
 ) -> dict[str, Any]:
     """How, where and when a table was measured."""
-    command = " ".join(
-        ["python", f"benchmarks/{Path(sys.argv[0]).name}", *map(shlex.quote,
-         sys.argv[1:])]
-    )  # fmt: skip
+    given = list(sys.argv[1:])
+    if "--note" in given:  # the note is stored on its own
+        del given[given.index("--note") : given.index("--note") + 2]
+    script = f"benchmarks/{Path(sys.argv[0]).name}"
+    command = " ".join(["python", script, *map(shlex.quote, given)])
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
@@ -323,6 +324,7 @@ def report(
     rows: Sequence[Row | dict[str, Any]],
     *,
     passed: bool | None = None,
+    footnotes: Sequence[str] = (),
 ) -> int:
     """Print the table, save it as `results/<name>.json`; the exit status.
 
@@ -334,6 +336,8 @@ def report(
         "columns": cols,
         "rows": [r.data() if isinstance(r, Row) else r for r in rows],
     }
+    if footnotes:
+        data["footnotes"] = list(footnotes)
     print(bench_report.render(name, data), flush=True)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)

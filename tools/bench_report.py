@@ -108,6 +108,8 @@ def describe(header: dict[str, Any]) -> str:
     lead = " ".join(filter(None, [when + ":" if when and command else when, command]))
     if lead:
         parts.append(lead + ".")
+    if header.get("workload"):
+        parts.append(header["workload"].rstrip(".") + ".")
     if where:
         parts.append(", ".join(where) + ".")
     if how:
