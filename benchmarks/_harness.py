@@ -21,7 +21,8 @@ Each script ends with `report()`: the table on stdout and, unless
 which `tools/bench_report.py` renders into benchmarks/README.md.
 
 Keras and the backends are imported lazily, so a parent process that only
-starts one child per backend stays light.
+starts one child per backend stays light; importing this module makes
+TensorFlow the default backend (`KERAS_BACKEND`) and quiets its C++ logs.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -208,6 +212,28 @@ def compare(
     return row
 
 
+class Case(Protocol):
+    """A comparison: a name, a target and two sides, the baseline first."""
+
+    name: str
+    target: float | None
+
+    def sides(self) -> Mapping[str, Callable[[], object] | Side]: ...
+
+
+def time_cases(
+    cases: Iterable[Case], repeats: int, clock: Callable[[], float]
+) -> list[Row]:
+    """Measure and compare each case's two sides (baseline, library)."""
+    rows = []
+    for case in cases:
+        sides = case.sides()
+        baseline, library = sides
+        times = measure(case.name, sides, repeats, clock=clock)
+        rows.append(compare(case.name, times, baseline, library, case.target))
+    return rows
+
+
 def columns(baseline: str, library: str, digits: int = 3) -> list[dict[str, Any]]:
     """The columns of a table of `Row.data()` rows."""
     return [
@@ -225,9 +251,17 @@ def columns(baseline: str, library: str, digits: int = 3) -> list[dict[str, Any]
 # ---------------------------------------------------------------------------
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every benchmark has."""
+def parser(description: str, profile: str = "") -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark has; given
+    `profile` (what it profiles), also `--profile` and `--top`."""
     parsed = argparse.ArgumentParser(description=description)
+    if profile:
+        parsed.add_argument(
+            "--profile", action="store_true", help=f"instead of timing, {profile}"
+        )
+        parsed.add_argument(
+            "--top", type=int, default=25, help="entries listed by --profile"
+        )
     parsed.add_argument("--quick", action="store_true", help="fewer repeats")
     parsed.add_argument("--repeats", type=int, help="repeats per side")
     parsed.add_argument(
@@ -393,6 +427,23 @@ def run_child(argv: Sequence[str], backend: str, **env: str) -> Any:
 # ---------------------------------------------------------------------------
 # Profiles
 # ---------------------------------------------------------------------------
+
+
+def phases(
+    stats: Any, table: Iterable[tuple[str, str, str]]
+) -> Iterable[tuple[str, int, float]]:
+    """(label, calls, cumulative seconds) of each (label, file suffix,
+    function name) of `table` that ran under the profiler `stats`."""
+    for label, suffix, name in table:
+        calls, seconds = cumulative(stats, suffix, name)
+        if calls:
+            yield label, calls, seconds
+
+
+def print_top(stats: Any, top: int, what: str = "") -> None:
+    """The `top` functions of `stats` by cumulative time."""
+    print(f"\ntop {top}{what} by cumulative time:")
+    stats.sort_stats("cumulative").print_stats(top)
 
 
 def cumulative(stats: Any, suffix: str, name: str) -> tuple[int, float]:

@@ -50,11 +50,6 @@ benchmarks/README.md for results.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
 import logging
 import pstats
@@ -480,14 +475,8 @@ def profile_loss(data: Data, sides: dict[str, Callable[[], Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0])
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile the numpy beam search and the loss",
-    )
-    parser.add_argument(
-        "--top", type=int, default=25, help="entries listed by --profile"
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile the numpy beam search and the loss"
     )
     args = parser.parse_args(argv)
     clock = _harness.CLOCKS[args.clock]

@@ -47,6 +47,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 LOSS_TARGET = 1.05
 EDIT_TARGET = 10.0
 PRUNED = {"token_min_log_prob": -5.0, "beam_threshold": 25.0}
+SIDES_EDIT = ("editdistance", "rapidfuzz", "ours")
 
 
 # ---------------------------------------------------------------- loss
@@ -342,29 +343,28 @@ def edit_backend(backend: str, repeats: int, clock: Callable[[], float]) -> Any:
     ]
 
 
-REFERENCE = {"key": "reference", "title": "reference", "align": "left"}
+BACKEND = {"key": "backend", "title": "backend"}
+MS = {"format": "{:.1f}"}
 RATIO = {"key": "ratio", "format": "{:.2f}x"}
-TARGET = {"key": "target", "title": "target", "format": "<= {:.2f}x"}
-RESULT = {"key": "result", "title": "result"}
+VERDICT = [
+    {"key": "target", "title": "target", "format": "<= {:.2f}x"},
+    {"key": "result", "title": "result"},
+]
 COLUMNS = {
     "loss": [
-        {"key": "backend", "title": "backend"},
+        BACKEND,
         {"key": "classes", "title": "C"},
-        REFERENCE,
-        {"key": "reference_ms", "title": "reference ms", "format": "{:.1f}"},
-        {"key": "ours_ms", "title": "ours ms", "format": "{:.1f}"},
+        {"key": "reference", "title": "reference", "align": "left"},
+        {**MS, "key": "reference_ms", "title": "reference ms"},
+        {**MS, "key": "ours_ms", "title": "ours ms"},
         {**RATIO, "title": "ours / reference"},
-        TARGET,
-        RESULT,
+        *VERDICT,
     ],
     "edit": [
-        {"key": "backend", "title": "backend"},
-        {"key": "editdistance_ms", "title": "editdistance ms", "format": "{:.1f}"},
-        {"key": "rapidfuzz_ms", "title": "rapidfuzz ms", "format": "{:.1f}"},
-        {"key": "ours_ms", "title": "ours ms", "format": "{:.1f}"},
+        BACKEND,
+        *({**MS, "key": f"{n}_ms", "title": f"{n} ms"} for n in SIDES_EDIT),
         {**RATIO, "title": "ours / editdistance"},
-        TARGET,
-        RESULT,
+        *VERDICT,
     ],
     "beam": [
         {"key": "logits", "title": "logits"},

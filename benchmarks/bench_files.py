@@ -52,13 +52,9 @@ functions by cumulative time. See benchmarks/README.md for recorded results.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
 import logging
+import os
 import pstats
 import sys
 import tempfile
@@ -409,11 +405,9 @@ def profile(case: Case, top: int) -> None:
     )
     accounted = 0.0
     phases = SAVE_PHASES if case.kind == "save" else LOAD_PHASES
-    for label, suffix, name in phases:
-        calls, seconds = _harness.cumulative(stats, suffix, name)
-        if calls:
-            accounted += seconds
-            print(_share(label, seconds, total, None))
+    for label, _, seconds in _harness.phases(stats, phases):
+        accounted += seconds
+        print(_share(label, seconds, total, None))
     print(_share("everything else", total - accounted, total, None))
     print("of which, and the same functions in the bare call:")
     for label, suffix, name in DETAILS:
@@ -423,8 +417,7 @@ def profile(case: Case, top: int) -> None:
         bare_calls, bare_seconds = _harness.cumulative(reference, suffix, name)
         if calls or bare_calls:
             print(_share(f"  {label}", seconds, total, bare_seconds))
-    print(f"\ntop {top} of the serializable call by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(top)
+    _harness.print_top(stats, top, " of the serializable call")
 
 
 # ---------------------------------------------------------------------------
@@ -433,7 +426,9 @@ def profile(case: Case, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0])
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile one library call per row"
+    )
     parser.add_argument(
         "--dir",
         type=Path,
@@ -445,14 +440,6 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="save over the previous repeat's file, synced to disk first, "
         "instead of to a new path",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile one library call per row",
-    )
-    parser.add_argument(
-        "--top", type=int, default=25, help="functions listed by --profile"
     )
     args = parser.parse_args(argv)
     clock = _harness.CLOCKS[args.clock]
@@ -479,16 +466,7 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases:
                 profile(case, args.top)
             return 0
-        rows = [
-            _harness.compare(
-                case.name,
-                _harness.measure(case.name, case.sides(), repeats, clock=clock),
-                "keras",
-                "serializable",
-                case.target,
-            )
-            for case in cases
-        ]
+        rows = _harness.time_cases(cases, repeats, clock)
     target = "over the previous file, synced" if args.overwrite else "to a new path"
     head = _harness.header(
         args,

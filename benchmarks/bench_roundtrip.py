@@ -38,11 +38,6 @@ cumulative time. See benchmarks/README.md for recorded results.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
 import logging
 import pstats
@@ -257,17 +252,14 @@ def profile(case: Case, top: int) -> None:
         f"\n=== {case.name}: one assert_roundtrip under cProfile, {total * 1000:.0f} ms"
     )
     accounted = 0.0
-    for label, suffix, name in PHASES:
-        calls, seconds = _harness.cumulative(stats, suffix, name)
-        if calls:
-            accounted += seconds
-            print(_share(label, seconds, total, calls))
+    for label, calls, seconds in _harness.phases(stats, PHASES):
+        accounted += seconds
+        print(_share(label, seconds, total, calls))
     print(_share("everything else", total - accounted, total))
     for label, suffix, name in EXTRAS:
         calls, seconds = _harness.cumulative(stats, suffix, name)
         print(_share(label, seconds, total, calls))
-    print(f"\ntop {top} by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(top)
+    _harness.print_top(stats, top)
 
 
 # ---------------------------------------------------------------------------
@@ -276,21 +268,15 @@ def profile(case: Case, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0])
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile one assert_roundtrip per case"
+    )
     parser.add_argument(
         "--baseline",
         choices=("call", "predict"),
         default="call",
         help="how the baseline runs the reloaded model: model(x) (default), the "
         "same call assert_roundtrip makes, or model.predict(x)",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile one assert_roundtrip per case",
-    )
-    parser.add_argument(
-        "--top", type=int, default=30, help="functions listed by --profile"
     )
     parser.add_argument(
         "--only", default="", help="run only the cases whose name contains this"
@@ -351,16 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases:
                 profile(case, args.top)
             return 0
-        rows = [
-            _harness.compare(
-                case.name,
-                _harness.measure(case.name, case.sides(), repeats, clock=clock),
-                "baseline",
-                "assert_roundtrip",
-                case.target,
-            )
-            for case in cases
-        ]
+        rows = _harness.time_cases(cases, repeats, clock)
     called = "predict" if use_predict else "model(x)"
     head = _harness.header(
         args,

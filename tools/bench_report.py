@@ -89,7 +89,8 @@ def describe(header: dict[str, Any]) -> str:
         where.append(f"{header['cpus']} CPUs")
     how = STATISTICS.get(header.get("statistic", ""), header.get("statistic", ""))
     if header.get("repeats"):
-        how += f" of {header['repeats']} repeats"
+        plural = "" if header["repeats"] == 1 else "s"
+        how += f" of {header['repeats']} repeat{plural}"
     if header.get("clock"):
         how += f", {header['clock']} clock"
     parts = []
@@ -107,7 +108,7 @@ def describe(header: dict[str, Any]) -> str:
     command = f"`{header['command']}`" if header.get("command") else ""
     lead = " ".join(filter(None, [when + ":" if when and command else when, command]))
     if lead:
-        parts.append(lead + ".")
+        parts.append(lead[0].upper() + lead[1:] + ".")
     if header.get("workload"):
         parts.append(header["workload"].rstrip(".") + ".")
     if where:
