@@ -140,7 +140,7 @@ def measure(
             rounds += 1
         for name in names:
             times[name].append(totals[name])
-    for name in names:
+    for name in names if repeats else ():
         calls = f" (x{counts[name]} per sample)" if counts[name] > 1 else ""
         _log(f"  {label}: {name} {_ms(times[name])}{calls}")
     return times
