@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         repeats,
         found,
         threads=args.threads or "default",
-        workload=f"B={B} T={T} C={C} labels<={MAX_LABEL}; {args.threads or 'default'}"
-        f" intra-op threads; targets: loss+grad <= {LOSS_TARGET:.2f}x "
+        workload=f"B={B} T={T} C={C} labels<={MAX_LABEL}; intra-op threads: "
+        f"{args.threads or 'default'}; targets: loss+grad <= {LOSS_TARGET:.2f}x "
         f"keras.ops.ctc_loss on the same backend, same inputs and mode; beam <= "
         f"{BEAM_TARGET:.2f}x TF's native decoder; the eager ratio is informational",
     )
