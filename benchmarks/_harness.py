@@ -31,6 +31,7 @@ import argparse
 import datetime
 import gc
 import json
+import logging
 import math
 import os
 import platform
@@ -281,6 +282,22 @@ def parser(description: str, profile: str = "") -> argparse.ArgumentParser:
         help=f"do not write the results into {RESULTS.relative_to(ROOT)}/",
     )
     return parsed
+
+
+def settings(
+    args: argparse.Namespace, full: int, quick: int = 5
+) -> tuple[int, Callable[[], float]]:
+    """The repeats per side (`--repeats`, else `quick` with `--quick`, else
+    `full`) and the clock (`--clock`)."""
+    return args.repeats or (quick if args.quick else full), CLOCKS[args.clock]
+
+
+def quiet() -> None:
+    """Silence the logs Keras and TensorFlow write on every `.h5` save and
+    load and on each retrace; the noise is alike on both sides and hides the
+    table."""
+    for name in ("absl", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def cpus() -> int:

@@ -17,7 +17,6 @@ See benchmarks/README.md for what each row measures and recorded results.
 
 from __future__ import annotations
 
-import logging
 import sys
 import tempfile
 import warnings
@@ -207,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats:
         repeats = dict.fromkeys(repeats, args.repeats)
 
-    # Keras logs through absl on every .h5 save and load; the noise is equal
-    # on both sides and hides the table.
-    logging.getLogger("absl").setLevel(logging.ERROR)
+    _harness.quiet()
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # Keras warns on every .h5 save that the format is legacy.

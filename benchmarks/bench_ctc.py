@@ -51,7 +51,6 @@ benchmarks/README.md for results.
 from __future__ import annotations
 
 import cProfile
-import logging
 import pstats
 import sys
 import time
@@ -479,11 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         __doc__.splitlines()[0], profile="profile the numpy beam search and the loss"
     )
     args = parser.parse_args(argv)
-    clock = _harness.CLOCKS[args.clock]
     # Repeats per side; a full run takes about a minute on 2 idle cores (each
     # repeat of all groups ~3 s, the Keras sides most of it), 3 when loaded.
-    repeats = args.repeats or (5 if args.quick else 15)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 15)
+    _harness.quiet()
 
     data = make_data()
     decoder = load_decoder()

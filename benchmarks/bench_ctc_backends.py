@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="intra-op threads per backend")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the measuring process
     args = parser.parse_args(argv)
-    repeats = args.repeats or (5 if args.quick else 15)
+    repeats, _ = _harness.settings(args, 15)
     if args.child:
         row = measure_backend(args.child, repeats, args.clock, args.threads)
         _harness.child_result(row)

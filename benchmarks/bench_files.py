@@ -53,7 +53,6 @@ functions by cumulative time. See benchmarks/README.md for recorded results.
 from __future__ import annotations
 
 import cProfile
-import logging
 import os
 import pstats
 import sys
@@ -442,14 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         "instead of to a new path",
     )
     args = parser.parse_args(argv)
-    clock = _harness.CLOCKS[args.clock]
     # Repeats per side; a full run takes about 2 minutes on 2 idle cores.
-    repeats = args.repeats or (5 if args.quick else 15)
-
-    # Keras logs through absl on every .h5 save and load (and on the optimizer
-    # state its .h5 loader cannot restore); the noise hides the table.
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 15)
+    _harness.quiet()
     keras.utils.set_random_seed(0)
     model = build_model()
     with (

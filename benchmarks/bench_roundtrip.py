@@ -39,7 +39,6 @@ cumulative time. See benchmarks/README.md for recorded results.
 from __future__ import annotations
 
 import cProfile
-import logging
 import pstats
 import sys
 import tempfile
@@ -282,15 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="", help="run only the cases whose name contains this"
     )
     args = parser.parse_args(argv)
-    clock = _harness.CLOCKS[args.clock]
     # Repeats per side; a full run takes about a minute on 2 idle cores.
-    repeats = args.repeats or (5 if args.quick else 21)
-
-    # Keras logs through absl on every .h5 save and load, and TensorFlow warns
-    # about retracing when each reloaded model traces its own functions; the
-    # noise hides the table.
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 21)
+    _harness.quiet()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, INPUT_DIM)).astype("float32")
