@@ -338,6 +338,11 @@ def _commit() -> str | None:
     return commit + ("+changes" if dirty else "")
 
 
+# Read when the script starts, so that a commit made while it runs is not
+# credited with what it measured.
+COMMIT = _commit()
+
+
 def header(
     args: argparse.Namespace,
     repeats: int,
@@ -354,7 +359,7 @@ def header(
     return {
         "command": command,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
-        "commit": _commit(),
+        "commit": COMMIT,
         "python": platform.python_version(),
         "versions": dict(found),
         "backend": backend,
