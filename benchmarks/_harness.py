@@ -143,7 +143,8 @@ def measure(
             times[name].append(totals[name])
     for name in names if repeats else ():
         calls = f" (x{counts[name]} per sample)" if counts[name] > 1 else ""
-        _log(f"  {label}: {name} {_ms(times[name])}{calls}")
+        median = statistics.median(times[name]) * 1000
+        _log(f"  {label}: {name} {_ms(times[name])}{calls}, median {median:.1f} ms")
     return times
 
 

@@ -71,10 +71,12 @@ def measure(
     sides: dict[str, Callable[[], Any]],
     repeats: int,
     clock: Callable[[], float],
-) -> dict[str, float]:
-    """Seconds per call of each side, the minimum of interleaved repeats."""
+    reference: str,
+    target: float | None,
+) -> _harness.Row:
+    """Ours against `reference`, interleaved, after two warm-up calls."""
     times = _harness.measure(label, sides, repeats, warmup=2, clock=clock)
-    return {name: _harness.best(values) for name, values in times.items()}
+    return _harness.compare(label, times, reference, "ours", target)
 
 
 def loss_sides(backend: str, compiled: bool) -> dict[str, Callable[[], Any]]:
@@ -198,19 +200,28 @@ def measure_backend(
         loss_sides(backend, compiled=backend != "torch"),
         repeats,
         clock,
+        "keras",
+        LOSS_TARGET,
     )
-    row["loss_ours_ms"] = compiled["ours"] * 1000
-    row["loss_keras_ms"] = compiled["keras"] * 1000
-    row["loss_ratio"] = compiled["ours"] / compiled["keras"]
+    row["loss_ours_ms"] = _harness.best(compiled.library) * 1000
+    row["loss_keras_ms"] = _harness.best(compiled.baseline) * 1000
+    row["loss_ratio"] = compiled.ratio
     if backend != "torch":  # torch already ran eagerly
         eager = measure(
-            f"{backend} eager", loss_sides(backend, compiled=False), repeats, clock
+            f"{backend} eager",
+            loss_sides(backend, compiled=False),
+            repeats,
+            clock,
+            "keras",
+            None,
         )
-        row["eager_ratio"] = eager["ours"] / eager["keras"]
-    beam = measure(f"{backend} beam", beam_sides(), repeats, clock)
-    row["beam_ours_ms"] = beam["ours"] * 1000
-    row["beam_tf_ms"] = beam["TF native"] * 1000
-    row["beam_ratio"] = beam["ours"] / beam["TF native"]
+        row["eager_ratio"] = eager.ratio
+    beam = measure(
+        f"{backend} beam", beam_sides(), repeats, clock, "TF native", BEAM_TARGET
+    )
+    row["beam_ours_ms"] = _harness.best(beam.library) * 1000
+    row["beam_tf_ms"] = _harness.best(beam.baseline) * 1000
+    row["beam_ratio"] = beam.ratio
     passed = row["loss_ratio"] <= LOSS_TARGET and row["beam_ratio"] <= BEAM_TARGET
     row["result"] = _harness.verdict(passed)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}

@@ -330,15 +330,16 @@ def edit_backend(backend: str, repeats: int, clock: Callable[[], float]) -> Any:
     ref = np.array(sides["editdistance"]())
     assert np.array_equal(np.asarray(sides["ours"]()), ref)
     times = _harness.measure(f"{backend} edit", sides, repeats, clock=clock)
-    best = {name: _harness.best(values) for name, values in times.items()}
-    ratio = best["ours"] / best["editdistance"]
+    row = _harness.compare(
+        f"{backend} edit", times, "editdistance", "ours", EDIT_TARGET
+    )
     return [
         {
             "backend": backend,
-            **{f"{name}_ms": round(best[name] * 1000, 3) for name in best},
-            "ratio": round(ratio, 4),
+            **{f"{n}_ms": round(_harness.best(t) * 1000, 3) for n, t in times.items()},
+            "ratio": round(row.ratio, 4),
             "target": EDIT_TARGET,
-            "result": _harness.verdict(ratio <= EDIT_TARGET),
+            "result": _harness.verdict(row.passed),
         }
     ]
 
