@@ -8,6 +8,8 @@ Needs only python3 (3.10+). Usage:
                            # tensorflow, jax and torch backends in turn
     python3 dev.py compat --write   # rewrite the README's compatibility table
                                     # from the last full `test` run
+    python3 dev.py bench-report --write  # render benchmarks/results/*.json into
+                                         # benchmarks/README.md (--check: compare)
     python3 dev.py keras2-corpus    # rewrite tests/data/keras2/ with Keras 2
                                     # (its own venv: tensorflow-cpu + tf-keras;
                                     # KERAS_SERIALIZABLE_KERAS2_VENV to reuse one)
@@ -213,6 +215,13 @@ def compat(args: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
+def bench_report(args: list[str]) -> int:
+    """Render the benchmark results files into benchmarks/README.md (stdlib only;
+    the test suite runs `--check`)."""
+    cmd = [sys.executable, str(ROOT / "tools" / "bench_report.py"), *args]
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
 KERAS2_VENV = Path(
     os.environ.get("KERAS_SERIALIZABLE_KERAS2_VENV", ROOT / ".venv-keras2")
 )
@@ -234,11 +243,14 @@ def keras2_corpus(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "setup", "compat", "keras2-corpus"}:
+    commands = {"demo", "test", "setup", "compat", "bench-report", "keras2-corpus"}
+    if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
     if argv[0] == "compat":
         return compat(argv[1:])
+    if argv[0] == "bench-report":
+        return bench_report(argv[1:])
     if argv[0] == "keras2-corpus":
         return keras2_corpus(argv[1:])
     setup()

@@ -26,15 +26,13 @@ cannot take any other). CPU, TensorFlow backend. Rows, each "ours / reference":
     backend) and `ctc_decode(strategy="greedy")` against the same
     `keras.ops.ctc_decode` calls (informational).
 
-The decode rows appear once `serializable._ctc_decode` exists. Each group of
-sides is warmed up (first calls, which trace, are listed on stderr), then its
-repeats are interleaved, each repeat rotating which side runs first, with
-`gc.collect()` before every sample; a side under 50 ms is called several
-times per sample (timeit's `number`). Times are wall-clock (`time.perf_counter`;
-`--clock cpu` for the process's CPU time, steadier on a shared machine); the
-table compares medians (`--stat min` for timeit's convention). Every repeat
-is listed on stderr; before timing, the sides of each row are checked to
-compute the same thing.
+The decode rows appear once `serializable._ctc_decode` exists. Timing (two
+warm-up calls per side, interleaved repeats, `gc.collect()` before each
+sample, timeit's `number` for sides under 50 ms), the statistic (the minimum
+of the repeats) and the results file (benchmarks/results/bench_ctc.json) come
+from `_harness`; `--clock cpu` times the process's CPU time, steadier on a
+shared machine. Every repeat is listed on stderr; before timing, the sides of
+each row are checked to compute the same thing.
 
 Usage:
 
@@ -47,25 +45,16 @@ Usage:
 `--profile` skips the timing: it splits the compiled loss + gradient into the
 native kernel and what `ctc_loss` adds around it (CPU time), and runs the
 numpy beam search and the eager greedy decoder under cProfile. See
-benchmarks/bench_ctc.md for results.
+benchmarks/README.md for results.
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
-import gc
-import logging
-import math
 import pstats
-import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +62,6 @@ import _harness
 import keras
 import numpy as np
 import tensorflow as tf
-from _harness import Row, ms, print_header
 
 from serializable._backends import tensorflow_ops
 from serializable.ctc import CTCLayer, ctc_loss
@@ -86,7 +74,7 @@ FEATURES = 16
 HIDDEN = 64
 BEAM_WIDTH = 10
 BLANK = 0
-INFO = math.inf  # the target of an informational row
+INFO = None  # the target of an informational row
 
 NATIVE_TARGET = 1.20  # ours / tf.nn.ctc_loss with sparse labels
 OPS_TARGET = 1.00  # ours / keras.ops.ctc_loss: never slower
@@ -374,99 +362,19 @@ def check_decoding(
 # ---------------------------------------------------------------------------
 
 
-CLOCKS: dict[str, Callable[[], float]] = {
-    "wall": time.perf_counter,
-    "cpu": time.process_time,
-}
-SAMPLE_SECONDS = 0.05  # fast sides repeat their call to fill a sample this long
-
-
 def measure(
     group: str,
     sides: dict[str, Callable[[], Any]],
     repeats: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
-    """Time all sides of a group, rotating which runs first, after warm-up.
-
-    A side faster than `SAMPLE_SECONDS` is called several times per sample
-    (timeit's `number`) and the sample divided by that count, so that one
-    scheduler hiccup on a busy machine cannot double a 15 ms sample.
-    """
-    cold, number = {}, {}
-    for name, fn in sides.items():
-        start = time.perf_counter()
-        fn()
-        cold[name] = time.perf_counter() - start
-        start = time.perf_counter()
-        fn()
-        number[name] = max(1, math.ceil(SAMPLE_SECONDS / (time.perf_counter() - start)))
-    print(
-        f"  {group}: first calls "
-        + ", ".join(f"{n} {t * 1000:.0f} ms" for n, t in cold.items())
-        + " (not in the table)",
-        file=sys.stderr,
-        flush=True,
-    )
-    names = list(sides)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for index in range(repeats):
-        shift = index % len(names)
-        for name in names[shift:] + names[:shift]:
-            fn, count = sides[name], number[name]
-            gc.collect()  # start each call without the other's garbage
-            start = clock()
-            for _ in range(count):
-                fn()
-            times[name].append((clock() - start) / count)
-    for name in names:
-        calls = f" (x{number[name]} per sample)" if number[name] > 1 else ""
-        # One decimal: the greedy decoders take about a millisecond.
-        listed = ms(times[name]) if min(times[name]) > 0.01 else _ms1(times[name])
-        print(f"  {group}: {name} {listed}{calls}", file=sys.stderr, flush=True)
-    return times
+    """`_harness.measure` after two warm-up calls (the first traces)."""
+    return _harness.measure(group, sides, repeats, warmup=2, clock=clock)
 
 
-def _ms1(times: list[float]) -> str:
-    return "[" + ", ".join(f"{t * 1000:.1f}" for t in times) + "] ms"
-
-
-def row(
-    name: str,
-    times: dict[str, list[float]],
-    reference: str,
-    ours: str,
-    target: float,
-    stat: Callable[[list[float]], float],
-) -> Row:
-    return Row(name, times[reference], times[ours], target, stat)
-
-
-def print_rows(rows: Sequence[Row]) -> None:
-    """The table: one row per comparison, ratio = ours / reference."""
-    header = ("case", "reference ms", "ours ms", "ratio", "speed-up", "target", "")
-    lines = []
-    for r in rows:
-        info = r.target == INFO
-        lines.append(
-            (
-                r.name,
-                f"{r.stat(r.baseline) * 1000:.1f}",
-                f"{r.stat(r.library) * 1000:.1f}",
-                f"{r.ratio:.2f}x",
-                f"{1 / r.ratio:.1f}x",
-                "info" if info else f"<= {r.target:.2f}x",
-                "" if info else ("PASS" if r.passed else "FAIL"),
-            )
-        )
-    widths = [max(len(c[i]) for c in [header, *lines]) for i in range(len(header))]
-    for cells in [header, *lines]:
-        print(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-            ).rstrip()
-        )
+def with_speedup(row: _harness.Row) -> dict[str, Any]:
+    """The row's data with its speed-up, the inverse of its ratio."""
+    return {**row.data(), "speedup": round(1 / row.ratio, 3)}
 
 
 # ---------------------------------------------------------------------------
@@ -553,10 +461,10 @@ def profile_loss(data: Data, sides: dict[str, Callable[[], Any]]) -> None:
         for name in ("tf.nn.ctc_loss", "ours", "all-blank term", "label prep")
     }
     times = measure("loss parts", parts, 21, time.process_time)
-    native = statistics.median(times["tf.nn.ctc_loss"])
-    print("\n=== loss + gradient, CPU time per call (median of 21)")
+    native = _harness.best(times["tf.nn.ctc_loss"])
+    print("\n=== loss + gradient, CPU time per call (minimum of 21)")
     for name, samples in times.items():
-        value = statistics.median(samples)
+        value = _harness.best(samples)
         print(f"{name:20} {value * 1000:7.2f} ms  {value / native:6.1%} of native")
 
 
@@ -566,29 +474,14 @@ def profile_loss(data: Data, sides: dict[str, Callable[[], Any]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0], default_stat="median")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="wall-clock time (default) or the process's CPU time over all "
-        "threads, steadier on a machine other processes load",
-    )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile the numpy beam search and the loss",
-    )
-    parser.add_argument(
-        "--top", type=int, default=25, help="entries listed by --profile"
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile the numpy beam search and the loss"
     )
     args = parser.parse_args(argv)
-    stat = _harness.STATS[args.stat]
-    clock = CLOCKS[args.clock]
     # Repeats per side; a full run takes about a minute on 2 idle cores (each
     # repeat of all groups ~3 s, the Keras sides most of it), 3 when loaded.
-    repeats = 5 if args.quick else 15
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 15)
+    _harness.quiet()
 
     data = make_data()
     decoder = load_decoder()
@@ -600,51 +493,47 @@ def main(argv: list[str] | None = None) -> int:
             profile_greedy(data, decoder[0], args.top)
         return 0
 
-    print_header()
-    print(
-        f"data: B={BATCH}, T={STEPS}, C={CLASSES} (blank {BLANK}), label lengths "
+    workload = (
+        f"B={BATCH}, T={STEPS}, C={CLASSES} (blank {BLANK}), label lengths "
         f"1-{MAX_LABEL} (mean {data.label_length.mean():.1f}), input lengths all "
-        f"{STEPS}; beam width {BEAM_WIDTH}, top_paths 1"
+        f"{STEPS}; beam width {BEAM_WIDTH}, top_paths 1; ratio = ours / "
+        "reference, speed-up = its inverse"
     )
     check_losses(losses)
     times = measure("loss + gradient", losses, repeats, clock)
     rows = [
-        row(
+        _harness.compare(
             "loss+grad: ours / tf.nn.ctc_loss (native, sparse)",
             times,
             "tf.nn.ctc_loss",
             "ours",
             NATIVE_TARGET,
-            stat,
         ),
-        row(
+        _harness.compare(
             "loss+grad: ours / keras.ops.ctc_loss",
             times,
             "keras.ops.ctc_loss",
             "ours",
             OPS_TARGET,
-            stat,
         ),
-        row(
+        _harness.compare(
             "loss+grad: ours / keras.losses.CTC",
             times,
             "keras.losses.CTC",
             "ours",
             LOSSES_TARGET,
-            stat,
         ),
     ]
     training = train_sides(data)
     check_training(training)
     times = measure("train step", training, repeats, clock)
     rows.append(
-        row(
+        _harness.compare(
             "train step: CTCLayer / ops.ctc_loss endpoint",
             times,
             "keras.ops.ctc_loss endpoint",
             "CTCLayer",
             TRAIN_TARGET,
-            stat,
         )
     )
     note = "decode rows left out: serializable._ctc_decode is not importable"
@@ -655,46 +544,50 @@ def main(argv: list[str] | None = None) -> int:
         note = check_decoding(data, beam, decode)
         times = measure("beam search", beam, repeats, clock)
         rows.append(
-            row(
+            _harness.compare(
                 f"beam w{BEAM_WIDTH}: numpy / TF native",
                 times,
                 "TF native beam",
                 "ctc_beam_search_numpy",
                 BEAM_TARGET,
-                stat,
             )
         )
         times = measure("decode", decode, repeats, clock)
         rows += [
-            row(
+            _harness.compare(
                 f"beam w{BEAM_WIDTH}: ctc_decode / keras.ops.ctc_decode",
                 times,
                 "keras.ops.ctc_decode beam",
                 "ctc_decode beam",
                 INFO,
-                stat,
             ),
-            row(
+            _harness.compare(
                 "greedy: ctc_decode / keras.ops.ctc_decode",
                 times,
                 "keras.ops.ctc_decode greedy",
                 "ctc_decode greedy",
                 INFO,
-                stat,
             ),
         ]
-    print(
-        f"statistic: {args.stat} of {repeats} repeats, {args.clock} clock; "
-        "ratio = ours / reference, "
-        "speed-up = its inverse"
+    head = _harness.header(
+        args,
+        repeats,
+        _harness.versions("tensorflow"),
+        keras.backend.backend(),
+        workload=workload,
     )
-    print(note)
-    print_rows(rows)
-    failed = [r.name for r in rows if not r.passed]
-    if failed and args.check:
-        print(f"missed target: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    cols = _harness.columns("reference", "ours", digits=2)
+    cols.insert(4, {"key": "speedup", "title": "speed-up", "format": "{:.1f}x"})
+    passed = all(r.passed for r in rows)
+    return _harness.report(
+        "bench_ctc",
+        args,
+        head,
+        cols,
+        [with_speedup(r) for r in rows],
+        passed=passed,
+        footnotes=[note[0].upper() + note[1:] + "."],
+    )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
     python benchmarks/bench_ctc_scale.py loss      # every backend, one process each
     python benchmarks/bench_ctc_scale.py beam      # vs TensorFlow's decoder
     python benchmarks/bench_ctc_scale.py edit      # vs editdistance, rapidfuzz
-    python benchmarks/bench_ctc_scale.py all
+    python benchmarks/bench_ctc_scale.py beam --configs random:500:1000:10
+    python benchmarks/bench_ctc_scale.py beam --quick   # no width 100 at C=1000
 
-CPU only (no GPU was lent to this work). The machine it was measured on has
-2 cores shared with other jobs, so every figure is the minimum over repeats
-(timeit's convention: load from other processes only ever adds time), and
-the sides of each ratio are measured interleaved, in one process.
+Timing (warm-up, interleaved repeats, `gc.collect()` before every sample,
+timeit's `number` for short sides), the statistic (the minimum of the
+repeats) and the results files (benchmarks/results/bench_ctc_scale.<part>.json)
+come from `_harness`. `--repeats` sets the repeats (loss 11, edit 5, beam 3
+at C=30; at C=1000 every beam side is timed once, without warm-up).
 
 * loss: loss + gradient of the summed loss at B=32, T=200, labels <= 30,
   C=30 and C=5000. TensorFlow: `serializable.ctc.ctc_loss` against
@@ -31,55 +33,33 @@ the sides of each ratio are measured interleaved, in one process.
 
 from __future__ import annotations
 
+import argparse
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
+import _harness
 import numpy as np
+from bench_ctc_backends import data as loss_data
 
-REPEATS = int(os.environ.get("REPEATS", "5"))
-
-
-def best_of(
-    sides: dict[str, Callable[[], Any]], repeats: int = REPEATS, warm: bool = True
-) -> dict:
-    """Minimum wall time of each side over interleaved repeats (after a warm-up)."""
-    for fn in sides.values() if warm else ():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in sides}
-    for r in range(repeats):
-        names = list(sides) if r % 2 == 0 else list(reversed(sides))
-        for name in names:
-            start = time.perf_counter()
-            sides[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: min(values) for name, values in times.items()}
+BACKENDS = ("tensorflow", "jax", "torch")
+LOSS_TARGET = 1.05
+EDIT_TARGET = 10.0
+PRUNED = {"token_min_log_prob": -5.0, "beam_threshold": 25.0}
+SIDES_EDIT = ("editdistance", "rapidfuzz", "ours")
 
 
 # ---------------------------------------------------------------- loss
 
 
-def loss_data(classes: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(0)
-    batch, steps, most = 32, 200, 30
-    logits = rng.normal(size=(batch, steps, classes)).astype("float32")
-    lengths = rng.integers(1, most + 1, size=batch).astype("int32")
-    labels = np.zeros((batch, most), dtype="int32")
-    for i, n in enumerate(lengths):
-        labels[i, :n] = rng.integers(1, classes, size=n)
-    return logits, labels, lengths, np.full((batch,), steps, dtype="int32")
+def loss_backend(backend: str, repeats: int, clock: Callable[[], float]) -> Any:
+    return [loss_row(backend, classes, repeats, clock) for classes in (30, 5000)]
 
 
-def loss_backend(backend: str) -> None:
-    os.environ["KERAS_BACKEND"] = backend
-    for classes in (30, 5000):
-        loss_row(backend, classes)
-
-
-def loss_row(backend: str, classes: int) -> None:
+def loss_row(
+    backend: str, classes: int, repeats: int, clock: Callable[[], float]
+) -> dict[str, Any]:
     import keras
 
     from serializable.ctc import ctc_loss
@@ -151,13 +131,18 @@ def loss_row(backend: str, classes: int) -> None:
     a, b = sides[reference](), sides["ours"]()
     np.testing.assert_allclose(a[0], b[0], rtol=1e-4)
     np.testing.assert_allclose(a[1], b[1], atol=1e-4)
-    times = best_of(sides, max(REPEATS, 7))
-    ratio = times["ours"] / times[reference]
-    print(
-        f"| {backend} | {classes} | {reference} | {times[reference] * 1e3:.1f} "
-        f"| {times['ours'] * 1e3:.1f} | {ratio:.2f}x |",
-        flush=True,
-    )
+    times = _harness.measure(f"{backend} C={classes}", sides, repeats, clock=clock)
+    row = _harness.compare(f"{backend} C={classes}", times, reference, "ours", 1.05)
+    return {
+        "backend": backend,
+        "classes": classes,
+        "reference": reference,
+        "reference_ms": round(_harness.best(row.baseline) * 1000, 3),
+        "ours_ms": round(_harness.best(row.library) * 1000, 3),
+        "ratio": round(row.ratio, 4),
+        "target": LOSS_TARGET,
+        "result": _harness.verdict(row.passed),
+    }
 
 
 # ---------------------------------------------------------------- beam
@@ -182,8 +167,9 @@ def _exact(log_probs: np.ndarray, paths: np.ndarray) -> np.ndarray:
     return _labelling_log_prob(log_probs, lengths, paths, 0)
 
 
-def beam_table() -> None:
-    os.environ["KERAS_BACKEND"] = "tensorflow"
+def beam_table(
+    repeats: int, clock: Callable[[], float], only: list[str], quick: bool
+) -> list[dict[str, Any]]:
     import tensorflow as tf
 
     from serializable._ctc_decode import ctc_beam_search_numpy
@@ -206,13 +192,7 @@ def beam_table() -> None:
         "ours, no pruning": {},
         "ours, pruned (-5, 25)": PRUNED,
     }
-    print(
-        "| logits | T | C | width | side | ms | ms / TF | top-1 = TF | "
-        "mean exact log P - TF's |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
-    # e.g. CONFIGS=random:500:1000:10,peaked:500:30:100 (logits:T:C:width)
-    only = os.environ.get("CONFIGS", "").split(",")
+    rows = []
     for kind in ("peaked", "random"):
         for steps in (200, 500):
             for classes in (30, 1000):
@@ -221,9 +201,9 @@ def beam_table() -> None:
                 lp = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
                 for width in (10, 100):
                     big = classes == 1000
-                    if only != [""] and f"{kind}:{steps}:{classes}:{width}" not in only:
+                    if only and f"{kind}:{steps}:{classes}:{width}" not in only:
                         continue
-                    if big and width == 100 and os.environ.get("QUICK"):
+                    if big and width == 100 and quick:
                         continue
                     others = dict(extra)
                     if big:  # 3x TF's time (over a minute a call) at C=1000
@@ -233,23 +213,38 @@ def beam_table() -> None:
                     )
                     # At C=1000 TensorFlow takes 15 s to minutes a call: one
                     # timed call per side, no warm-up (tracing is ~0.1 s).
-                    times = best_of(sides, 1, warm=False) if big else best_of(sides, 3)
+                    label = f"{kind} T={steps} C={classes} width {width}"
+                    times = {
+                        name: _harness.best(values)
+                        for name, values in _harness.measure(
+                            label,
+                            sides,
+                            1 if big else repeats,
+                            warmup=0 if big else 1,
+                            number=1 if big else None,
+                            clock=clock,
+                        ).items()
+                    }
                     base = outputs["TF native"]
                     base_exact = _exact(lp, base)
                     for name in sides:
                         paths = outputs[name]
                         same = np.mean(np.all(paths == base, axis=1))
                         diff = np.mean(_exact(lp, paths) - base_exact)
-                        print(
-                            f"| {kind} | {steps} | {classes} | {width} | {name} | "
-                            f"{times[name] * 1e3:.0f} | "
-                            f"{times[name] / times['TF native']:.2f} | "
-                            f"{same:.2f} | {diff:+.3f} |",
-                            flush=True,
+                        rows.append(
+                            {
+                                "logits": kind,
+                                "T": steps,
+                                "C": classes,
+                                "width": width,
+                                "side": name,
+                                "ms": round(times[name] * 1000, 1),
+                                "ms_per_tf": round(times[name] / times["TF native"], 4),
+                                "top1_tf": round(float(same), 4),
+                                "logp_diff": round(float(diff), 4),
+                            }
                         )
-
-
-PRUNED = {"token_min_log_prob": -5.0, "beam_threshold": 25.0}
+    return rows
 
 
 def _dense(rows: list[list[int]], steps: int) -> np.ndarray:
@@ -317,8 +312,7 @@ def beam_sides(tf, lp, width, settings, extra, decoder) -> tuple[dict, dict]:
 # ---------------------------------------------------------------- edit
 
 
-def edit_backend(backend: str) -> None:
-    os.environ["KERAS_BACKEND"] = backend
+def edit_backend(backend: str, repeats: int, clock: Callable[[], float]) -> Any:
     import editdistance
     from rapidfuzz.distance import Levenshtein
 
@@ -335,38 +329,105 @@ def edit_backend(backend: str) -> None:
     }
     ref = np.array(sides["editdistance"]())
     assert np.array_equal(np.asarray(sides["ours"]()), ref)
-    times = best_of(sides)
-    print(
-        f"| {backend} | {times['editdistance'] * 1e3:.1f} | "
-        f"{times['rapidfuzz'] * 1e3:.1f} | {times['ours'] * 1e3:.1f} | "
-        f"{times['ours'] / times['editdistance']:.2f}x |",
-        flush=True,
+    times = _harness.measure(f"{backend} edit", sides, repeats, clock=clock)
+    row = _harness.compare(
+        f"{backend} edit", times, "editdistance", "ours", EDIT_TARGET
     )
+    return [
+        {
+            "backend": backend,
+            **{f"{n}_ms": round(_harness.best(t) * 1000, 3) for n, t in times.items()},
+            "ratio": round(row.ratio, 4),
+            "target": EDIT_TARGET,
+            "result": _harness.verdict(row.passed),
+        }
+    ]
 
 
-def main(argv: list[str]) -> int:
-    what = argv[1] if len(argv) > 1 else "all"
-    if what.startswith("_"):  # a child process: `_loss jax`, `_edit torch`
-        {"_loss": loss_backend, "_edit": edit_backend}[what](argv[2])
+BACKEND = {"key": "backend", "title": "backend"}
+MS = {"format": "{:.1f}"}
+RATIO = {"key": "ratio", "format": "{:.2f}x"}
+VERDICT = [
+    {"key": "target", "title": "target", "format": "<= {:.2f}x"},
+    {"key": "result", "title": "result"},
+]
+COLUMNS = {
+    "loss": [
+        BACKEND,
+        {"key": "classes", "title": "C"},
+        {"key": "reference", "title": "reference", "align": "left"},
+        {**MS, "key": "reference_ms", "title": "reference ms"},
+        {**MS, "key": "ours_ms", "title": "ours ms"},
+        {**RATIO, "title": "ours / reference"},
+        *VERDICT,
+    ],
+    "edit": [
+        BACKEND,
+        *({**MS, "key": f"{n}_ms", "title": f"{n} ms"} for n in SIDES_EDIT),
+        {**RATIO, "title": "ours / editdistance"},
+        *VERDICT,
+    ],
+    "beam": [
+        {"key": "logits", "title": "logits"},
+        {"key": "T", "title": "T"},
+        {"key": "C", "title": "C"},
+        {"key": "width", "title": "width"},
+        {"key": "side", "title": "side", "align": "left"},
+        {"key": "ms", "title": "ms", "format": "{:.0f}"},
+        {"key": "ms_per_tf", "title": "ms / TF", "format": "{:.2f}"},
+        {"key": "top1_tf", "title": "top-1 = TF", "format": "{:.2f}"},
+        {"key": "logp_diff", "title": "mean exact log P - TF's", "format": "{:+.3f}"},
+    ],
+}
+WORKLOAD = {
+    "loss": "Loss + gradient of the summed loss, B=32, T=200, labels <= 30. "
+    "TensorFlow: against the native kernel, both under tf.function; JAX: both "
+    "in jax.jit(jax.value_and_grad); torch: eager autograd",
+    "edit": "edit_distance on 10,000 pairs of 60 labels (30 classes), eager, "
+    "against editdistance.eval and rapidfuzz's Levenshtein.distance looped "
+    "over the pairs as lists",
+    "beam": "B=8; random N(0, 1) or peaked logits; one timed call per side, "
+    "no warm-up, at C=1000",
+}
+CHILDREN = {"loss": loss_backend, "edit": edit_backend}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _harness.parser(__doc__.splitlines()[0])
+    parser.add_argument("part", choices=("loss", "beam", "edit"))
+    parser.add_argument(
+        "--configs",
+        default="",
+        help="beam rows to run, comma-separated logits:T:C:width "
+        "(e.g. random:500:1000:10,peaked:500:30:100)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # the measuring process
+    args = parser.parse_args(argv)
+    repeats = args.repeats or {"loss": 11, "edit": 5, "beam": 3}[args.part]
+    if args.quick and not args.repeats:
+        repeats = max(1, repeats // 2)
+    clock = _harness.CLOCKS[args.clock]
+    if args.child:
+        rows = CHILDREN[args.part](args.child, repeats, clock)
+        _harness.child_result({"rows": rows, "versions": _harness.versions(args.child)})
         return 0
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if what in ("loss", "all"):
-        print("| backend | C | reference | reference ms | ours ms | ours / reference |")
-        print("|---|---|---|---|---|---|")
-        for backend in ("tensorflow", "jax", "torch"):
-            subprocess.run([sys.executable, __file__, "_loss", backend], env=env)
-    if what in ("edit", "all"):
-        print(
-            "| backend | editdistance ms | rapidfuzz ms | ours ms "
-            "| ours / editdistance |"
-        )
-        print("|---|---|---|---|---|")
-        for backend in ("tensorflow", "jax", "torch"):
-            subprocess.run([sys.executable, __file__, "_edit", backend], env=env)
-    if what in ("beam", "all"):
-        beam_table()
-    return 0
+    rows, found = [], {}
+    if args.part == "beam":
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+        only = [c for c in args.configs.split(",") if c]
+        rows = beam_table(repeats, clock, only, args.quick)
+        found = _harness.versions("tensorflow")
+    else:
+        for backend in BACKENDS:
+            command = [args.part, "--child", backend, "--repeats", str(repeats)]
+            result = _harness.run_child([*command, "--clock", args.clock], backend)
+            rows += result["rows"]
+            found.update(result["versions"])
+    head = _harness.header(args, repeats, found, workload=WORKLOAD[args.part])
+    passed = all(row.get("result", "PASS") == "PASS" for row in rows)
+    name = f"bench_ctc_scale.{args.part}"
+    return _harness.report(name, args, head, COLUMNS[args.part], rows, passed=passed)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

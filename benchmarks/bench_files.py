@@ -29,14 +29,12 @@ counterpart in the same format:
   to learn that a file reloads. That baseline neither compiles the reloaded
   model nor compares anything, so the ratio is the whole cost of the check.
 
-Each side is warmed up once (listed on stderr, not in the table), then the
-repeats are interleaved (AB, BA, AB, ...) so that drift in machine load hits
-both alike, with `gc.collect()` before every timed call. Times are wall-clock
-(`time.perf_counter`); the table compares the minima of the repeats,
-timeit's convention, since load from other processes on a shared machine can
-only add time (`--stat median` for medians). Every repeat, and both ratios,
-are listed on stderr. Files go to a `tempfile.TemporaryDirectory` (`--dir`
-to put it on another filesystem; about 2 GiB is needed).
+Timing (a warm-up call per side, interleaved repeats, `gc.collect()` before
+each), the statistic (the minimum of the repeats) and the results file
+(benchmarks/results/bench_files.json) come from `_harness`; every repeat, and
+the median ratio beside the table's, are listed on stderr. Files go to a
+`tempfile.TemporaryDirectory` (`--dir` to put it on another filesystem;
+about 2 GiB is needed).
 
 Usage:
 
@@ -54,19 +52,11 @@ functions by cumulative time. See benchmarks/README.md for recorded results.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
-import gc
-import logging
+import os
 import pstats
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,7 +65,7 @@ from pathlib import Path
 import _harness
 import keras
 import numpy as np
-from _harness import Row, ms, print_header, print_table
+from _harness import Side
 
 import serializable
 
@@ -120,22 +110,6 @@ def build_model() -> keras.Model:
 # ---------------------------------------------------------------------------
 
 
-def timed(
-    work: Callable[[], object], after: Callable[[], None] | None = None
-) -> Callable[[], float]:
-    """`work` as a call that returns its seconds; `after` runs untimed."""
-
-    def run() -> float:
-        start = time.perf_counter()
-        work()
-        elapsed = time.perf_counter() - start
-        if after is not None:
-            after()
-        return elapsed
-
-    return run
-
-
 def compile_config_keeper(model: keras.Model) -> Callable[[], None]:
     """A function that puts back the model's compile config as it is now.
 
@@ -173,25 +147,18 @@ def check_loaded(model: keras.Model, loader: Callable[[], keras.Model]) -> str:
     )
 
 
-def nothing() -> None:
-    pass
-
-
 @dataclass
 class Case:
-    """One row: a bare Keras call and the keras-serializable call beside it.
-
-    `prepare_baseline` and `prepare_library` run before every call of their
-    side, outside the timing.
-    """
+    """One row: a bare Keras call and the keras-serializable call beside it."""
 
     name: str
     kind: str  # "save" or "load": which phases --profile reports
-    baseline: Callable[[], float]
-    library: Callable[[], float]
+    baseline: Side
+    library: Side
     target: float = TARGET
-    prepare_baseline: Callable[[], None] = nothing
-    prepare_library: Callable[[], None] = nothing
+
+    def sides(self) -> dict[str, Side]:
+        return {"keras": self.baseline, "serializable": self.library}
 
 
 def before_save(path: Path, overwrite: bool) -> Callable[[], None]:
@@ -215,98 +182,77 @@ def before_save(path: Path, overwrite: bool) -> Callable[[], None]:
 
 def make_cases(model: keras.Model, workdir: Path, overwrite: bool) -> list[Case]:
     restore = compile_config_keeper(model)
+
+    def saving(
+        work: Callable[[Path], object], path: Path, fmt: str, ours: bool
+    ) -> Side:
+        """A save to `path` (prepared by `before_save`); Keras's `.h5` writer
+        needs its compile config put back after it."""
+        after = restore if fmt == "h5" and not ours else None
+        return Side(lambda: work(path), before_save(path, overwrite), after)
+
+    def bare_save_and_reload(path: Path) -> None:
+        model.save(path)
+        keras.models.load_model(path, compile=False)
+
+    def verified(path: Path) -> None:
+        serializable.save_model(model, path, verify=True)
+
     cases: list[Case] = []
     for fmt in FORMATS:
-        after = restore if fmt == "h5" else None
-        bare = workdir / f"bare.{fmt}"
-        ours = workdir / f"ours.{fmt}"
+        bare, ours = workdir / f"bare.{fmt}", workdir / f"ours.{fmt}"
         saved_bare = workdir / f"saved_bare.{fmt}"
-        saved_ours = workdir / f"saved_ours.{fmt}"
-        cases.append(
+        cases += [
             Case(
                 f"save .{fmt}",
                 "save",
-                timed(lambda saved_bare=saved_bare: model.save(saved_bare), after),
-                timed(
-                    lambda saved_ours=saved_ours: serializable.save_model(
-                        model, saved_ours
-                    )
+                saving(model.save, saved_bare, fmt, False),
+                saving(
+                    lambda p: serializable.save_model(model, p),
+                    workdir / f"saved_ours.{fmt}",
+                    fmt,
+                    True,
                 ),
-                prepare_baseline=before_save(saved_bare, overwrite),
-                prepare_library=before_save(saved_ours, overwrite),
-            )
-        )
-        cases.append(
+            ),
             Case(
                 f"load .{fmt}",
                 "load",
-                timed(lambda bare=bare: keras.models.load_model(bare)),
-                timed(lambda ours=ours: serializable.load_model(ours)),
-            )
-        )
+                Side(lambda bare=bare: keras.models.load_model(bare)),
+                Side(lambda ours=ours: serializable.load_model(ours)),
+            ),
+        ]
     # Without the optimizer: for .h5, what the reader costs apart from
     # restoring Adam's slots, which plain Keras skips (see the module
     # docstring); for .keras, the loader as verify=True runs it.
     for fmt in FORMATS:
+        bare, ours = workdir / f"bare.{fmt}", workdir / f"ours.{fmt}"
         cases.append(
             Case(
                 f"load .{fmt}, compile=False",
                 "load",
-                timed(
-                    lambda fmt=fmt: keras.models.load_model(
-                        workdir / f"bare.{fmt}", compile=False
-                    )
-                ),
-                timed(
-                    lambda fmt=fmt: serializable.load_model(
-                        workdir / f"ours.{fmt}", compile=False
-                    )
-                ),
+                Side(lambda bare=bare: keras.models.load_model(bare, compile=False)),
+                Side(lambda ours=ours: serializable.load_model(ours, compile=False)),
             )
         )
-    for fmt in FORMATS:
-        after = restore if fmt == "h5" else None
-        saved_bare = workdir / f"saved_bare.{fmt}"
-        checked = workdir / f"verified.{fmt}"
-        cases.append(
-            Case(
-                f"save .{fmt}, verify=True",
-                "save",
-                timed(lambda saved_bare=saved_bare: model.save(saved_bare), after),
-                timed(
-                    lambda checked=checked: serializable.save_model(
-                        model, checked, verify=True
-                    )
-                ),
-                VERIFY_TARGET,
-                prepare_baseline=before_save(saved_bare, overwrite),
-                prepare_library=before_save(checked, overwrite),
+    for name, baseline, stem, target in (
+        ("verify=True", model.save, "saved_bare", VERIFY_TARGET),
+        (
+            "verify=True vs save+load",
+            bare_save_and_reload,
+            "reloaded_bare",
+            VERIFY_RELOAD_TARGET,
+        ),
+    ):
+        for fmt in FORMATS:
+            cases.append(
+                Case(
+                    f"save .{fmt}, {name}",
+                    "save",
+                    saving(baseline, workdir / f"{stem}.{fmt}", fmt, False),
+                    saving(verified, workdir / f"verified.{fmt}", fmt, True),
+                    target,
+                )
             )
-        )
-    for fmt in FORMATS:
-        after = restore if fmt == "h5" else None
-        reloaded = workdir / f"reloaded_bare.{fmt}"
-        checked = workdir / f"verified.{fmt}"
-
-        def save_and_reload(reloaded: Path = reloaded) -> None:
-            model.save(reloaded)
-            keras.models.load_model(reloaded, compile=False)
-
-        cases.append(
-            Case(
-                f"save .{fmt}, verify=True vs save+load",
-                "save",
-                timed(save_and_reload, after),
-                timed(
-                    lambda checked=checked: serializable.save_model(
-                        model, checked, verify=True
-                    )
-                ),
-                VERIFY_RELOAD_TARGET,
-                prepare_baseline=before_save(reloaded, overwrite),
-                prepare_library=before_save(checked, overwrite),
-            )
-        )
     return cases
 
 
@@ -336,54 +282,10 @@ def check_files(model: keras.Model, workdir: Path) -> None:
 # ---------------------------------------------------------------------------
 
 
-def warm_up(case: Case) -> None:
-    """Run both sides once; the first call traces and allocates what it needs."""
-    seconds = {}
-    for side in ("baseline", "library"):
-        getattr(case, f"prepare_{side}")()
-        gc.collect()
-        seconds[side] = getattr(case, side)()
-    print(
-        f"  {case.name}: first call baseline {seconds['baseline'] * 1000:.0f} ms, "
-        f"library {seconds['library'] * 1000:.0f} ms (not in the table)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def measure(case: Case, repeats: int, stat: Callable[[list[float]], float]) -> Row:
-    """Time both sides in alternating order (AB, BA, ...) after a warm-up."""
-    warm_up(case)
-    sides = {
-        "baseline": (case.prepare_baseline, case.baseline),
-        "library": (case.prepare_library, case.library),
-    }
-    times: dict[str, list[float]] = {side: [] for side in sides}
-    for index in range(repeats):
-        order = list(sides) if index % 2 == 0 else list(reversed(sides))
-        for side in order:
-            prepare, call = sides[side]
-            prepare()
-            gc.collect()  # start each call without the other's garbage
-            times[side].append(call())
-    median_ratio = statistics.median(times["library"]) / statistics.median(
-        times["baseline"]
-    )
-    min_ratio = min(times["library"]) / min(times["baseline"])
-    print(
-        f"  {case.name}: baseline {ms(times['baseline'])}  library "
-        f"{ms(times['library'])}  median ratio {median_ratio:.3f}x  "
-        f"min ratio {min_ratio:.3f}x",
-        file=sys.stderr,
-        flush=True,
-    )
-    return Row(case.name, times["baseline"], times["library"], case.target, stat)
-
-
-def print_model(model: keras.Model) -> None:
+def describe_model(model: keras.Model) -> str:
     params = model.count_params()
-    print(
-        f"model: Functional, {params:,} parameters ({params * 4 / 2**20:.0f} MiB "
+    return (
+        f"Functional, {params:,} parameters ({params * 4 / 2**20:.0f} MiB "
         f"float32; Dense {INPUT_DIM}->{'->'.join(map(str, HIDDEN))}->{OUTPUTS}), "
         "compiled with Adam and trained one step"
     )
@@ -476,40 +378,27 @@ DETAILS = (
 )
 
 
-def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[int, float]:
-    """Calls and cumulative seconds of the functions `name` in files `suffix`.
-
-    A name starting with "<method " matches built-in methods by prefix.
-    """
-    calls, seconds = 0, 0.0
-    entries = stats.stats.items()  # type: ignore[attr-defined]
-    for (filename, _, funcname), (_, ncalls, _, cumtime, _) in entries:
-        prefix = name.startswith("<method ") and funcname.startswith(name)
-        if (funcname == name or prefix) and filename.endswith(suffix):
-            calls += ncalls
-            seconds += cumtime
-    return calls, seconds
-
-
 def _share(label: str, seconds: float, total: float, bare: float | None) -> str:
     reference = "" if bare is None else f"{bare * 1000:10.1f} ms"
     return f"{label:46} {seconds * 1000:8.1f} ms {seconds / total:6.1%}{reference}"
 
 
-def _profiled(prepare: Callable[[], None], call: Callable[[], float]) -> pstats.Stats:
-    prepare()
-    gc.collect()
+def _profiled(side: Side) -> pstats.Stats:
+    if side.prepare is not None:
+        side.prepare()
     profiler = cProfile.Profile()
     profiler.enable()
-    call()
+    side.call()
     profiler.disable()
+    if side.after is not None:
+        side.after()
     return pstats.Stats(profiler)
 
 
 def profile(case: Case, top: int) -> None:
-    warm_up(case)
-    reference = _profiled(case.prepare_baseline, case.baseline)
-    stats = _profiled(case.prepare_library, case.library)
+    _harness.measure(case.name, case.sides(), 0)  # the warm-up alone
+    reference = _profiled(case.baseline)
+    stats = _profiled(case.library)
     total = stats.total_tt  # type: ignore[attr-defined]
     bare = reference.total_tt  # type: ignore[attr-defined]
     print(
@@ -519,22 +408,19 @@ def profile(case: Case, top: int) -> None:
     )
     accounted = 0.0
     phases = SAVE_PHASES if case.kind == "save" else LOAD_PHASES
-    for label, suffix, name in phases:
-        calls, seconds = _cumulative(stats, suffix, name)
-        if calls:
-            accounted += seconds
-            print(_share(label, seconds, total, None))
+    for label, _, seconds in _harness.phases(stats, phases):
+        accounted += seconds
+        print(_share(label, seconds, total, None))
     print(_share("everything else", total - accounted, total, None))
     print("of which, and the same functions in the bare call:")
     for label, suffix, name in DETAILS:
         if (label, suffix, name) in phases:
             continue
-        calls, seconds = _cumulative(stats, suffix, name)
-        bare_calls, bare_seconds = _cumulative(reference, suffix, name)
+        calls, seconds = _harness.cumulative(stats, suffix, name)
+        bare_calls, bare_seconds = _harness.cumulative(reference, suffix, name)
         if calls or bare_calls:
             print(_share(f"  {label}", seconds, total, bare_seconds))
-    print(f"\ntop {top} of the serializable call by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(top)
+    _harness.print_top(stats, top, " of the serializable call")
 
 
 # ---------------------------------------------------------------------------
@@ -543,7 +429,9 @@ def profile(case: Case, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0], default_stat="min")
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile one library call per row"
+    )
     parser.add_argument(
         "--dir",
         type=Path,
@@ -556,27 +444,12 @@ def main(argv: list[str] | None = None) -> int:
         help="save over the previous repeat's file, synced to disk first, "
         "instead of to a new path",
     )
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile one library call per row",
-    )
-    parser.add_argument(
-        "--top", type=int, default=25, help="functions listed by --profile"
-    )
     args = parser.parse_args(argv)
-    stat = _harness.STATS[args.stat]
     # Repeats per side; a full run takes about 2 minutes on 2 idle cores.
-    repeats = 5 if args.quick else 15
-
-    # Keras logs through absl on every .h5 save and load (and on the optimizer
-    # state its .h5 loader cannot restore); the noise hides the table.
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 15)
+    _harness.quiet()
     keras.utils.set_random_seed(0)
     model = build_model()
-    print_header()
-    print_model(model)
     with (
         tempfile.TemporaryDirectory(dir=args.dir) as tmp,
         warnings.catch_warnings(),
@@ -591,22 +464,18 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases:
                 profile(case, args.top)
             return 0
-        rows = [measure(case, repeats, stat) for case in cases]
+        rows = _harness.time_cases(cases, repeats, clock)
     target = "over the previous file, synced" if args.overwrite else "to a new path"
-    print(
-        f"statistic: {args.stat} of {repeats} repeats; ratio = keras-serializable "
-        f"/ bare Keras (model.save, keras.models.load_model); saves {target}"
+    head = _harness.header(
+        args,
+        repeats,
+        _harness.versions("tensorflow"),
+        keras.backend.backend(),
+        workload=f"model: {describe_model(model)}; ratio = keras-serializable / "
+        f"bare Keras (model.save, keras.models.load_model); saves {target}",
     )
-    print_table(
-        rows,
-        ("case", "keras ms", "serializable ms", "ratio", "target"),
-        digits=3,
-    )
-    failed = [row.name for row in rows if not row.passed]
-    if failed and args.check:
-        print(f"missed target: {'; '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    cols = _harness.columns("keras", "serializable")
+    return _harness.report("bench_files", args, head, cols, rows)
 
 
 if __name__ == "__main__":

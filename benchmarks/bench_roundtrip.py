@@ -20,11 +20,9 @@ call of the reloaded model on the same batch (`--baseline predict` uses
   then the same with `check_training=False`, to show what the training-step
   check costs.
 
-Both sides are warmed up once (the first call, which also traces the original
-model's functions, is listed on stderr), then their repeats are interleaved
-(AB, BA, AB, ...) so that drift in machine load hits both alike. Times are
-wall-clock (`time.perf_counter`); the table compares medians of the repeats
-(`--stat min` for timeit's convention). Every repeat is listed on stderr.
+Timing (warm-up, interleaved repeats), the statistic (the minimum of the
+repeats) and the results file (benchmarks/results/bench_roundtrip.json) come
+from `_harness`; every repeat is listed on stderr.
 
 Usage:
 
@@ -40,19 +38,10 @@ cumulative time. See benchmarks/README.md for recorded results.
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 import cProfile
-import gc
-import logging
 import pstats
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -61,7 +50,7 @@ from pathlib import Path
 import _harness
 import keras
 import numpy as np
-from _harness import Row, ms, print_header, print_table
+from _harness import Side
 
 import serializable
 
@@ -121,7 +110,7 @@ def build_trained_model(x: np.ndarray, y: np.ndarray) -> keras.Model:
 
 
 # ---------------------------------------------------------------------------
-# The two sides: each returns the seconds it took
+# The two sides
 # ---------------------------------------------------------------------------
 
 
@@ -131,58 +120,34 @@ def make_baseline(
     formats: Sequence[str],
     workdir: Path,
     use_predict: bool,
-) -> Callable[[], float]:
+    y: np.ndarray | None = None,
+) -> Side:
+    """Per format: save, load, run the reloaded model once; given `y`, also one
+    train_on_batch on it, through `serializable.save_model`/`load_model`
+    (plain Keras's `.h5` loader returns an optimizer that cannot train the
+    reloaded model). Afterwards, untimed: the outputs match the model's."""
     expected = keras.ops.convert_to_numpy(model(x, training=False))
+    save = keras.Model.save if y is None else serializable.save_model
+    load = keras.models.load_model if y is None else serializable.load_model
+    outputs: list[np.ndarray] = []
 
-    def baseline() -> float:
-        start = time.perf_counter()
+    def baseline() -> None:
         for fmt in formats:
             path = workdir / f"baseline_{model.name}.{fmt}"
-            model.save(path)
-            restored = keras.models.load_model(path)
+            save(model, path)
+            restored = load(path)
             if use_predict:
-                outputs = restored.predict(x, verbose=0)
+                outputs.append(restored.predict(x, verbose=0))
             else:
-                outputs = keras.ops.convert_to_numpy(restored(x, training=False))
-        elapsed = time.perf_counter() - start
-        # Outside the timed part: make sure a real round trip was timed.
-        np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-6)
-        return elapsed
+                outputs.append(keras.ops.convert_to_numpy(restored(x, training=False)))
+            if y is not None:
+                restored.train_on_batch(x, y)
 
-    return baseline
+    def check() -> None:  # a real round trip was timed
+        np.testing.assert_allclose(outputs.pop(), expected, rtol=1e-6, atol=1e-6)
+        outputs.clear()
 
-
-def make_training_baseline(
-    model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    formats: Sequence[str],
-    workdir: Path,
-    use_predict: bool,
-) -> Callable[[], float]:
-    """Per format: save, load, run the reloaded model once, one train_on_batch.
-
-    Through `serializable.save_model`/`load_model`: plain Keras's `.h5`
-    loader returns an optimizer that cannot train the reloaded model.
-    """
-    expected = keras.ops.convert_to_numpy(model(x, training=False))
-
-    def baseline() -> float:
-        start = time.perf_counter()
-        for fmt in formats:
-            path = workdir / f"baseline_{model.name}.{fmt}"
-            serializable.save_model(model, path)
-            restored = serializable.load_model(path)
-            if use_predict:
-                outputs = restored.predict(x, verbose=0)
-            else:
-                outputs = keras.ops.convert_to_numpy(restored(x, training=False))
-            restored.train_on_batch(x, y)
-        elapsed = time.perf_counter() - start
-        np.testing.assert_allclose(outputs, expected, rtol=1e-6, atol=1e-6)
-        return elapsed
-
-    return baseline
+    return Side(baseline, after=check)
 
 
 def build_adam_model(x: np.ndarray, y: np.ndarray) -> keras.Model:
@@ -205,9 +170,8 @@ def make_library(
     workdir: Path,
     check_training: bool | None = None,
     using: str = "keras",
-) -> Callable[[], float]:
-    def library() -> float:
-        start = time.perf_counter()
+) -> Callable[[], None]:
+    def library() -> None:
         serializable.assert_roundtrip(
             model,
             x,
@@ -217,7 +181,6 @@ def make_library(
             tmp_path=workdir,
             using=using,
         )
-        return time.perf_counter() - start
 
     return library
 
@@ -232,48 +195,17 @@ class Case:
     """One row: a baseline and an `assert_roundtrip` call on the same model."""
 
     name: str
-    baseline: Callable[[], float]
-    library: Callable[[], float]
+    baseline: Side
+    library: Callable[[], None]
     target: float = TARGET
 
-
-def warm_up(case: Case) -> None:
-    """Run both sides once; the first call traces and builds what it needs."""
-    cold_baseline = case.baseline()
-    cold_library = case.library()
-    print(
-        f"  {case.name}: first call baseline {cold_baseline * 1000:.0f} ms, "
-        f"assert_roundtrip {cold_library * 1000:.0f} ms (not in the table)",
-        file=sys.stderr,
-        flush=True,
-    )
+    def sides(self) -> dict[str, Side | Callable[[], None]]:
+        return {"baseline": self.baseline, "assert_roundtrip": self.library}
 
 
-def measure(case: Case, repeats: int, stat: Callable[[list[float]], float]) -> Row:
-    """Time both sides in alternating order (AB, BA, ...) after a warm-up."""
-    warm_up(case)
-    sides = {"baseline": case.baseline, "library": case.library}
-    times: dict[str, list[float]] = {side: [] for side in sides}
-    for index in range(repeats):
-        order = list(sides) if index % 2 == 0 else list(reversed(sides))
-        for side in order:
-            gc.collect()  # start each call without the other's garbage
-            times[side].append(sides[side]())
-    median_ratio = statistics.median(times["library"]) / statistics.median(
-        times["baseline"]
-    )
-    print(
-        f"  {case.name}: baseline {ms(times['baseline'])}  assert_roundtrip "
-        f"{ms(times['library'])}  median ratio {median_ratio:.3f}x",
-        file=sys.stderr,
-        flush=True,
-    )
-    return Row(case.name, times["baseline"], times["library"], case.target, stat)
-
-
-def print_model(params: int) -> None:
-    print(
-        f"model: Functional, {params:,} parameters (Dense {INPUT_DIM}->"
+def describe_model(params: int) -> str:
+    return (
+        f"Functional, {params:,} parameters (Dense {INPUT_DIM}->"
         f"{'->'.join(map(str, HIDDEN))}->{OUTPUTS} with a custom ScaleShift "
         f"layer), batch {BATCH}"
     )
@@ -300,45 +232,33 @@ PHASES = (
 EXTRAS = (("get_config calls (all classes)", "", "get_config"),)
 
 
-def _cumulative(stats: pstats.Stats, suffix: str, name: str) -> tuple[int, float]:
-    """Calls and cumulative seconds of the functions `name` in files `suffix`."""
-    calls, seconds = 0, 0.0
-    entries = stats.stats.items()  # type: ignore[attr-defined]
-    for (filename, _, funcname), (_, ncalls, _, cumtime, _) in entries:
-        if funcname == name and filename.endswith(suffix):
-            calls += ncalls
-            seconds += cumtime
-    return calls, seconds
-
-
 def _share(label: str, seconds: float, total: float, calls: int = 0) -> str:
     count = f"  ({calls} calls)" if calls else ""
     return f"{label:48} {seconds * 1000:8.1f} ms {seconds / total:6.1%}{count}"
 
 
 def profile(case: Case, top: int) -> None:
-    warm_up(case)
+    _harness.measure(case.name, case.sides(), 0)  # the warm-up alone
     profiler = cProfile.Profile()
     profiler.enable()
     case.library()
     profiler.disable()
     stats = pstats.Stats(profiler)
-    _, total = _cumulative(stats, "serializable/_roundtrip.py", "assert_roundtrip")
+    _, total = _harness.cumulative(
+        stats, "serializable/_roundtrip.py", "assert_roundtrip"
+    )
     print(
         f"\n=== {case.name}: one assert_roundtrip under cProfile, {total * 1000:.0f} ms"
     )
     accounted = 0.0
-    for label, suffix, name in PHASES:
-        calls, seconds = _cumulative(stats, suffix, name)
-        if calls:
-            accounted += seconds
-            print(_share(label, seconds, total, calls))
+    for label, calls, seconds in _harness.phases(stats, PHASES):
+        accounted += seconds
+        print(_share(label, seconds, total, calls))
     print(_share("everything else", total - accounted, total))
     for label, suffix, name in EXTRAS:
-        calls, seconds = _cumulative(stats, suffix, name)
+        calls, seconds = _harness.cumulative(stats, suffix, name)
         print(_share(label, seconds, total, calls))
-    print(f"\ntop {top} by cumulative time:")
-    stats.sort_stats("cumulative").print_stats(top)
+    _harness.print_top(stats, top)
 
 
 # ---------------------------------------------------------------------------
@@ -347,7 +267,9 @@ def profile(case: Case, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _harness.parser(__doc__.splitlines()[0], default_stat="median")
+    parser = _harness.parser(
+        __doc__.splitlines()[0], profile="profile one assert_roundtrip per case"
+    )
     parser.add_argument(
         "--baseline",
         choices=("call", "predict"),
@@ -356,33 +278,17 @@ def main(argv: list[str] | None = None) -> int:
         "same call assert_roundtrip makes, or model.predict(x)",
     )
     parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="instead of timing, profile one assert_roundtrip per case",
-    )
-    parser.add_argument(
-        "--top", type=int, default=30, help="functions listed by --profile"
-    )
-    parser.add_argument(
         "--only", default="", help="run only the cases whose name contains this"
     )
     args = parser.parse_args(argv)
-    stat = _harness.STATS[args.stat]
     # Repeats per side; a full run takes about a minute on 2 idle cores.
-    repeats = 5 if args.quick else 21
-
-    # Keras logs through absl on every .h5 save and load, and TensorFlow warns
-    # about retracing when each reloaded model traces its own functions; the
-    # noise hides the table.
-    logging.getLogger("absl").setLevel(logging.ERROR)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    repeats, clock = _harness.settings(args, 21)
+    _harness.quiet()
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, INPUT_DIM)).astype("float32")
     y = rng.standard_normal((BATCH, OUTPUTS)).astype("float32")
     plain = build_model("plain")
-    print_header()
-    print_model(plain.count_params())
     use_predict = args.baseline == "predict"
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # Keras warns on every .h5 save that the format is legacy.
@@ -393,9 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         cases = [
             Case(
                 "compiled + trained, .keras + .h5, training step, using='serializable'",
-                make_training_baseline(
-                    adam, x, y, ("keras", "h5"), workdir, use_predict
-                ),
+                make_baseline(adam, x, ("keras", "h5"), workdir, use_predict, y),
                 make_library(
                     adam, x, y, ("keras", "h5"), workdir, using="serializable"
                 ),
@@ -426,22 +330,19 @@ def main(argv: list[str] | None = None) -> int:
             for case in cases:
                 profile(case, args.top)
             return 0
-        rows = [measure(case, repeats, stat) for case in cases]
-    print(
-        f"statistic: {args.stat} of {repeats} repeats; ratio = assert_roundtrip / "
-        f"baseline (save + load_model + {'predict' if use_predict else 'model(x)'} "
-        "in the same formats)"
+        rows = _harness.time_cases(cases, repeats, clock)
+    called = "predict" if use_predict else "model(x)"
+    head = _harness.header(
+        args,
+        repeats,
+        _harness.versions("tensorflow"),
+        keras.backend.backend(),
+        workload=f"model: {describe_model(plain.count_params())}; ratio = "
+        f"assert_roundtrip / baseline (save + load_model + {called} in the "
+        "same formats)",
     )
-    print_table(
-        rows,
-        ("case", "baseline ms", "assert_roundtrip ms", "ratio", "target"),
-        digits=2,
-    )
-    failed = [row.name for row in rows if not row.passed]
-    if failed and args.check:
-        print(f"missed target: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    cols = _harness.columns("baseline", "assert_roundtrip", digits=2)
+    return _harness.report("bench_roundtrip", args, head, cols, rows)
 
 
 if __name__ == "__main__":
