@@ -195,6 +195,9 @@ def make_cases(model: keras.Model, workdir: Path, overwrite: bool) -> list[Case]
         model.save(path)
         keras.models.load_model(path, compile=False)
 
+    def plain_save(path: Path) -> None:
+        serializable.save_model(model, path)
+
     def verified(path: Path) -> None:
         serializable.save_model(model, path, verify=True)
 
@@ -218,12 +221,7 @@ def make_cases(model: keras.Model, workdir: Path, overwrite: bool) -> list[Case]
                 f"save .{fmt}",
                 "save",
                 saving(model.save, saved_bare, fmt, False),
-                saving(
-                    lambda p: serializable.save_model(model, p),
-                    workdir / f"saved_ours.{fmt}",
-                    fmt,
-                    True,
-                ),
+                saving(plain_save, workdir / f"saved_ours.{fmt}", fmt, True),
             ),
             Case(
                 f"load .{fmt}",
@@ -232,22 +230,6 @@ def make_cases(model: keras.Model, workdir: Path, overwrite: bool) -> list[Case]
                 Side(lambda ours=ours: serializable.load_model(ours)),
             ),
         ]
-    # save_model syncs the file and its directory; model.save does not. Against
-    # a Keras save made equally durable, what is left is the library's own work.
-    for fmt in FORMATS:
-        cases.append(
-            Case(
-                f"save .{fmt} vs save + fsync",
-                "save",
-                saving(durable_save, workdir / f"durable_bare.{fmt}", fmt, False),
-                saving(
-                    lambda p: serializable.save_model(model, p),
-                    workdir / f"durable_ours.{fmt}",
-                    fmt,
-                    True,
-                ),
-            )
-        )
     # Without the optimizer: for .h5, what the reader costs apart from
     # restoring Adam's slots, which plain Keras skips (see the module
     # docstring); for .keras, the loader as verify=True runs it.
@@ -261,22 +243,26 @@ def make_cases(model: keras.Model, workdir: Path, overwrite: bool) -> list[Case]
                 Side(lambda ours=ours: serializable.load_model(ours, compile=False)),
             )
         )
-    for name, baseline, stem, target in (
-        ("verify=True", model.save, "saved_bare", VERIFY_TARGET),
+    # save_model syncs the file and its directory; model.save does not. Against
+    # a Keras save made equally durable, what is left is the library's own work.
+    for row, baseline, stem, ours, target in (
+        ("save .{} vs save + fsync", durable_save, "durable", plain_save, TARGET),
+        ("save .{}, verify=True", model.save, "saved", verified, VERIFY_TARGET),
         (
-            "verify=True vs save+load",
+            "save .{}, verify=True vs save+load",
             bare_save_and_reload,
-            "reloaded_bare",
+            "reloaded",
+            verified,
             VERIFY_RELOAD_TARGET,
         ),
     ):
         for fmt in FORMATS:
             cases.append(
                 Case(
-                    f"save .{fmt}, {name}",
+                    row.format(fmt),
                     "save",
-                    saving(baseline, workdir / f"{stem}.{fmt}", fmt, False),
-                    saving(verified, workdir / f"verified.{fmt}", fmt, True),
+                    saving(baseline, workdir / f"{stem}_bare.{fmt}", fmt, False),
+                    saving(ours, workdir / f"{stem}_ours.{fmt}", fmt, True),
                     target,
                 )
             )

@@ -154,24 +154,6 @@ class TestClosedPipe:
 
 class TestFastStart:
     @pytest.mark.slow
-    @pytest.mark.parametrize("flag", ["--help", "--version"])
-    def test_help_and_version_do_not_import_keras(self, flag):
-        """--help and --version print without importing Keras (so start fast)."""
-        code = (
-            "import sys\n"
-            "from serializable.cli import main\n"
-            "try:\n"
-            f"    main([{flag!r}])\n"
-            "except SystemExit:\n"
-            "    pass\n"
-            "print('KERAS LOADED' if 'keras' in sys.modules else 'NO KERAS')\n"
-        )
-        with _python("-c", code) as child:
-            out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        assert out.strip().splitlines()[-1] == "NO KERAS"
-
-    @pytest.mark.slow
     def test_python_dash_m_imports_no_keras_for_version(self):
         """`python -X importtime -m serializable --version` lists no Keras module."""
         with _python("-X", "importtime", "-m", "serializable", "--version") as child:
