@@ -245,7 +245,7 @@ def profile(case: Case, top: int) -> None:
     profiler.disable()
     stats = pstats.Stats(profiler)
     _, total = _harness.cumulative(
-        stats, "serializable/_roundtrip.py", "assert_roundtrip"
+        stats, "serializable/_roundtrip/api.py", "assert_roundtrip"
     )
     print(
         f"\n=== {case.name}: one assert_roundtrip under cProfile, {total * 1000:.0f} ms"
