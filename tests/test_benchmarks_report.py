@@ -103,3 +103,25 @@ def test_check_fails_on_a_block_without_a_results_file(copy):
     result = _run("--check", "--results", results, "--readme", readme)
     assert result.returncode == 1
     assert "bench:bench_config has no results file" in result.stdout
+
+
+def test_profiles_name_functions_that_exist():
+    """Each `--profile` phase names a function in a module of src/: a module
+    moved or renamed makes the profile's phase silently read 0 ms (it did for
+    `assert_roundtrip` once `_roundtrip` became a package)."""
+    import re
+
+    src = ROOT / "src"
+    pairs = set()
+    for script in (ROOT / "benchmarks").glob("*.py"):
+        text = script.read_text(encoding="utf-8")
+        found = re.findall(r'"(serializable/[\w/]+\.py)",\s*"(\w+)"', text)
+        pairs.update((script.name, path, name) for path, name in found)
+    assert len(pairs) > 20, "the profile phase tables were not found"
+    missing = [
+        f"{script}: {path} {name}"
+        for script, path, name in sorted(pairs)
+        if not (src / path).exists()
+        or not re.search(rf"def {name}\b", (src / path).read_text(encoding="utf-8"))
+    ]
+    assert missing == []
