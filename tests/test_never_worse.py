@@ -16,6 +16,8 @@ import serializable
 from serializable import register_keras_serializable as register
 from serializable._errors import MissingClassError
 
+from .test_pitfalls import _OwnCompileBody  # overrides compile(), like keras-hub tasks
+
 X = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
 Y = np.random.default_rng(1).normal(size=(8, 1)).astype("float32")
 
@@ -396,25 +398,10 @@ def test_config_the_h5_writer_cannot_store_is_refused(tmp_path):
 
 
 @register("never_worse")
-class OwnCompile(keras.Model):
+class OwnCompile(_OwnCompileBody, keras.Model):
     """A model whose class overrides compile() and compiles itself with
     defaults, as keras-hub's Task does: Keras's loader skips compiling it from
     the saved compile config."""
-
-    def __init__(self, units=1, **kwargs):
-        super().__init__(**kwargs)
-        self.units = units
-        self.dense = keras.layers.Dense(units)
-        self.compile()
-
-    def call(self, x):
-        return self.dense(x)
-
-    def compile(self, optimizer="sgd", loss="mse", **kwargs):
-        super().compile(optimizer=optimizer, loss=loss, **kwargs)
-
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
 
 
 @pytest.mark.parametrize("fmt", ["keras", "h5"])
